@@ -1,0 +1,170 @@
+//! Builds the router, state and middleware; serves with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{HeaderName, Method, header};
+use axum::{Router, middleware as mw};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::config::Settings;
+use crate::crypto::KeyRing;
+use crate::json::BodyLimit;
+use crate::middleware::{self, ClientKey};
+use crate::redis_store::Redis;
+use crate::routes;
+use crate::{auth, keyring_check, store};
+
+/// Shared by every handler through `State`.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: Redis,
+    pub keyring: KeyRing,
+    pub settings: Arc<Settings>,
+    pub admin_token_hash: Option<Arc<Vec<u8>>>,
+}
+
+/// A built application: listener bound, schema migrated, keyring verified.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    background: CancellationToken,
+}
+
+impl Application {
+    /// Connects, migrates (unless `RUN_MIGRATIONS=false`), checks the keyring and binds.
+    /// Fails — writing nothing — when the keyring cannot open stored data.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = store::pool(&settings)?;
+        if settings.run_migrations {
+            store::MIGRATOR
+                .run(&db)
+                .await
+                .map_err(|e| anyhow::anyhow!("database migrations failed: {e}"))?;
+        }
+        keyring_check::verify(&db, &settings.keyring).await?;
+        if settings.keyring.from_passphrase() {
+            tracing::warn!(
+                "ENCRYPTION_KEY is a passphrase stretched with Argon2id; prefer 32 random bytes (`openssl rand -base64 32`)"
+            );
+        }
+        let state = AppState {
+            db,
+            redis: Redis::new(&settings)?,
+            keyring: settings.keyring.clone(),
+            admin_token_hash: auth::admin_token_hash(settings.admin_api_token.as_ref()).map(Arc::new),
+            settings: Arc::new(settings),
+        };
+        let background = CancellationToken::new();
+        let router = router(state.clone(), &background);
+        let addr = SocketAddr::new(state.settings.bind_address, state.settings.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        Ok(Self { listener, router, state, background })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests, stops background
+    /// work and closes the pool.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, "hsq-config listening");
+        let background = self.background.clone();
+        axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            background.cancel();
+        })
+        .await?;
+        self.background.cancel();
+        self.state.db.close().await;
+        tracing::info!("hsq-config stopped");
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface. Layers run outermost first in this order: request id → request
+/// log → panic catching → timeout → body limit → security headers → CORS → (API only) rate
+/// limit → handler.
+pub fn router(state: AppState, background: &CancellationToken) -> Router {
+    let settings = state.settings.clone();
+
+    let governor = Arc::new(
+        GovernorConfigBuilder::default()
+            .period(Duration::from_nanos(1_000_000_000 / u64::from(settings.rate_limit_per_second)))
+            .burst_size(settings.rate_limit_burst)
+            .key_extractor(ClientKey { trusted: Arc::new(settings.trusted_proxies.clone()) })
+            .finish()
+            .expect("period and burst are validated as positive at start"),
+    );
+    let limiter = governor.limiter().clone();
+    let cancel = background.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => limiter.retain_recent(),
+            }
+        }
+    });
+
+    // Everything under /api/config is rate limited per client.
+    let api = Router::new()
+        .merge(routes::integrations::router())
+        .merge(routes::webhooks::router())
+        .merge(routes::api_tokens::router())
+        .merge(routes::audit::router())
+        .merge(routes::status::router())
+        .layer(GovernorLayer::new(governor).error_handler(middleware::rate_limit_response));
+
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(settings.cors_allowed_origins.clone()))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, middleware::X_REQUEST_ID.clone()])
+        .expose_headers([header::ETAG, middleware::X_REQUEST_ID.clone(), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600));
+
+    let timeout = settings.request_timeout;
+    let limit = settings.request_body_limit;
+
+    let mut app = Router::new()
+        .merge(api)
+        .merge(routes::health::router())
+        .merge(routes::docs::router())
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .with_state(state);
+    for (name, value) in middleware::security_headers() {
+        app = app.layer(SetResponseHeaderLayer::if_not_present(name as HeaderName, value));
+    }
+    app.layer(cors)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::Extension(BodyLimit(limit)))
+        .layer(mw::from_fn(move |req, next| middleware::timeout(timeout, req, next)))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(mw::from_fn(middleware::log_request))
+        .layer(mw::from_fn(middleware::request_id))
+}

@@ -1,0 +1,227 @@
+//! What each provider's configuration holds, and how its fields are checked.
+//!
+//! One file per provider implements [`ProviderSpec`]; nothing outside this module knows
+//! which fields belong to which provider.
+
+mod hubspot;
+mod quickbooks;
+mod stripe;
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use crate::domain::{Environment, Provider};
+use crate::error::FieldError;
+
+/// How one field is checked. Messages never contain the value.
+pub enum FieldCheck {
+    /// A plain setting, stored as JSON in `settings`.
+    Setting(fn(&Value, Environment) -> Result<(), String>),
+    /// A secret string, sealed in `secrets`.
+    Secret(fn(&str, Environment) -> Result<(), String>),
+}
+
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub check: FieldCheck,
+}
+
+/// A provider's configuration schema.
+pub trait ProviderSpec: Sync {
+    fn fields(&self) -> &'static [FieldSpec];
+
+    /// Settings filled in when the client leaves them out.
+    fn default_settings(&self) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
+}
+
+pub fn spec(provider: Provider) -> &'static dyn ProviderSpec {
+    match provider {
+        Provider::Hubspot => &hubspot::Hubspot,
+        Provider::Stripe => &stripe::Stripe,
+        Provider::Quickbooks => &quickbooks::Quickbooks,
+    }
+}
+
+/// Checks a whole configuration; every problem is reported with its field path.
+pub fn validate(
+    provider: Provider,
+    environment: Environment,
+    settings: &Map<String, Value>,
+    secrets: &BTreeMap<String, SecretString>,
+) -> Result<(), Vec<FieldError>> {
+    let fields = spec(provider).fields();
+    let mut errors = Vec::new();
+    for (name, value) in settings {
+        let path = format!("settings.{name}");
+        match fields.iter().find(|f| f.name == name) {
+            Some(FieldSpec {
+                check: FieldCheck::Setting(check),
+                ..
+            }) => {
+                if let Err(message) = check(value, environment) {
+                    errors.push(FieldError::new(path, message));
+                }
+            }
+            Some(_) => errors.push(FieldError::new(
+                path,
+                format!("{name} is a secret: send it under \"secrets\""),
+            )),
+            None => errors.push(unknown(path, provider, fields, true)),
+        }
+    }
+    for (name, value) in secrets {
+        let path = format!("secrets.{name}");
+        match fields.iter().find(|f| f.name == name) {
+            Some(FieldSpec {
+                check: FieldCheck::Secret(check),
+                ..
+            }) => {
+                if let Err(message) = check(value.expose_secret(), environment) {
+                    errors.push(FieldError::new(path, message));
+                }
+            }
+            Some(_) => errors.push(FieldError::new(
+                path,
+                format!("{name} is a plain setting: send it under \"settings\""),
+            )),
+            None => errors.push(unknown(path, provider, fields, false)),
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// Fills in defaults for settings the client left out.
+pub fn with_defaults(provider: Provider, mut settings: Map<String, Value>) -> Map<String, Value> {
+    for (name, value) in spec(provider).default_settings() {
+        settings.entry(name).or_insert(value);
+    }
+    settings
+}
+
+fn unknown(path: String, provider: Provider, fields: &[FieldSpec], setting: bool) -> FieldError {
+    let known: Vec<&str> = fields
+        .iter()
+        .filter(|f| matches!(f.check, FieldCheck::Setting(_)) == setting)
+        .map(|f| f.name)
+        .collect();
+    FieldError::new(
+        path,
+        format!("unknown field for {provider}; expected one of {}", known.join(", ")),
+    )
+}
+
+// Shared checks used by the provider files.
+
+pub(crate) fn non_empty_text(value: &Value, _: Environment) -> Result<(), String> {
+    match value.as_str() {
+        Some(s) if !s.trim().is_empty() && s.len() <= 512 => Ok(()),
+        Some(_) => Err("must be a non-empty string of at most 512 characters".into()),
+        None => Err("must be a string".into()),
+    }
+}
+
+pub(crate) fn digits(value: &Value, _: Environment) -> Result<(), String> {
+    let ok = match value {
+        Value::String(s) => !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_digit()),
+        Value::Number(n) => n.is_u64(),
+        _ => false,
+    };
+    if ok { Ok(()) } else { Err("must be a number made of digits only".into()) }
+}
+
+/// Scopes as a space-separated string or a list of strings.
+pub(crate) fn scopes(value: &Value, _: Environment) -> Result<(), String> {
+    let valid_scope =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '"');
+    let ok = match value {
+        Value::String(s) => s.split_whitespace().all(valid_scope) && !s.trim().is_empty(),
+        Value::Array(items) => {
+            !items.is_empty() && items.iter().all(|i| i.as_str().is_some_and(valid_scope))
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("must be a space-separated string or a list of scope names".into())
+    }
+}
+
+pub(crate) fn secret_text(value: &str, _: Environment) -> Result<(), String> {
+    if value.trim().is_empty() || value.len() > 4096 {
+        return Err("must be a non-empty string of at most 4096 characters".into());
+    }
+    if value.chars().any(char::is_whitespace) {
+        return Err("must not contain whitespace".into());
+    }
+    Ok(())
+}
+
+pub(crate) fn prefixed(value: &str, prefixes: &[&str]) -> Result<(), String> {
+    secret_text(value, Environment::Sandbox)?;
+    if prefixes.iter().any(|p| value.starts_with(p)) {
+        Ok(())
+    } else {
+        Err(format!("must start with {}", prefixes.join(" or ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretString> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), SecretString::from((*v).to_owned())))
+            .collect()
+    }
+
+    fn fields_of(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn stripe_keys_must_match_the_environment() {
+        let live = secrets(&[("secret_key", "sk_live_abcdefghijklmnop")]);
+        let errs = validate(Provider::Stripe, Environment::Sandbox, &Map::new(), &live)
+            .expect_err("live key in sandbox");
+        assert_eq!(fields_of(errs), ["secrets.secret_key"]);
+        let test = secrets(&[("secret_key", "sk_test_abcdefghijklmnop")]);
+        assert!(validate(Provider::Stripe, Environment::Production, &Map::new(), &test).is_err());
+        assert!(validate(Provider::Stripe, Environment::Sandbox, &Map::new(), &test).is_ok());
+    }
+
+    #[test]
+    fn unknown_and_misplaced_fields_are_named() {
+        let settings = json!({"colour": "blue", "secret_key": "x"});
+        let errs = validate(
+            Provider::Stripe,
+            Environment::Sandbox,
+            settings.as_object().expect("object"),
+            &secrets(&[("publishable_key", "pk_test_abcdefghijklmnop")]),
+        )
+        .expect_err("bad fields");
+        assert_eq!(
+            fields_of(errs),
+            ["settings.colour", "settings.secret_key", "secrets.publishable_key"]
+        );
+    }
+
+    #[test]
+    fn error_messages_never_echo_the_value() {
+        let errs = validate(
+            Provider::Hubspot,
+            Environment::Sandbox,
+            &Map::new(),
+            &secrets(&[("private_app_token", "canary-value-123")]),
+        )
+        .expect_err("wrong prefix");
+        assert!(errs.iter().all(|e| !e.message.contains("canary")));
+    }
+}

@@ -1,0 +1,80 @@
+//! Stripe: API keys, Connect client id and webhook signing secret.
+
+use serde_json::Value;
+
+use super::{FieldCheck, FieldSpec, ProviderSpec, non_empty_text, prefixed};
+use crate::domain::Environment;
+
+pub struct Stripe;
+
+impl ProviderSpec for Stripe {
+    fn fields(&self) -> &'static [FieldSpec] {
+        &[
+            FieldSpec { name: "publishable_key", check: FieldCheck::Setting(publishable_key) },
+            FieldSpec { name: "account_id", check: FieldCheck::Setting(account_id) },
+            FieldSpec { name: "connect_client_id", check: FieldCheck::Setting(connect_client_id) },
+            FieldSpec { name: "api_version", check: FieldCheck::Setting(api_version) },
+            FieldSpec { name: "secret_key", check: FieldCheck::Secret(secret_key) },
+            FieldSpec { name: "webhook_secret", check: FieldCheck::Secret(webhook_secret) },
+        ]
+    }
+}
+
+/// Test-mode keys belong in sandbox and live-mode keys in production, never the other way.
+fn mode_matches(key: &str, kind: &str, environment: Environment) -> Result<(), String> {
+    let test = format!("{kind}_test_");
+    let live = format!("{kind}_live_");
+    match environment {
+        Environment::Sandbox if key.starts_with(&live) => {
+            Err(format!("a live-mode key ({live}…) is not accepted in sandbox"))
+        }
+        Environment::Production if key.starts_with(&test) => {
+            Err(format!("a test-mode key ({test}…) is not accepted in production"))
+        }
+        _ if key.starts_with(&test) || key.starts_with(&live) => Ok(()),
+        _ => Err(format!("must start with {test} or {live}")),
+    }
+}
+
+fn text(value: &Value, environment: Environment) -> Result<&str, String> {
+    non_empty_text(value, environment)?;
+    Ok(value.as_str().unwrap_or_default())
+}
+
+fn publishable_key(value: &Value, environment: Environment) -> Result<(), String> {
+    mode_matches(text(value, environment)?, "pk", environment)
+}
+
+fn account_id(value: &Value, environment: Environment) -> Result<(), String> {
+    prefixed(text(value, environment)?, &["acct_"])
+}
+
+fn connect_client_id(value: &Value, environment: Environment) -> Result<(), String> {
+    prefixed(text(value, environment)?, &["ca_"])
+}
+
+/// A dated version such as `2024-06-20` or `2025-03-31.basil`.
+fn api_version(value: &Value, environment: Environment) -> Result<(), String> {
+    let v = text(value, environment)?;
+    let date = v.split('.').next().unwrap_or_default();
+    let shape_ok = date.len() == 10
+        && date.char_indices().all(|(i, c)| match i {
+            4 | 7 => c == '-',
+            _ => c.is_ascii_digit(),
+        });
+    if shape_ok && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok() {
+        Ok(())
+    } else {
+        Err("must be a Stripe API version like 2024-06-20".into())
+    }
+}
+
+fn secret_key(value: &str, environment: Environment) -> Result<(), String> {
+    prefixed(value, &["sk_", "rk_"])?;
+    let kind = if value.starts_with("rk_") { "rk" } else { "sk" };
+    mode_matches(value, kind, environment)
+}
+
+fn webhook_secret(value: &str, _: Environment) -> Result<(), String> {
+    prefixed(value, &["whsec_"])
+}

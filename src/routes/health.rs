@@ -1,0 +1,157 @@
+//! Liveness, readiness and the detailed component health.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::store;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(live))
+        .route("/health/ready", get(ready))
+        .route("/api/config/health", get(detailed))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "alive", example = json!({"status": "ok"}))))]
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn database_ok(state: &AppState) -> Result<Duration, String> {
+    let start = Instant::now();
+    match tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(&state.db)).await {
+        Ok(Ok(_)) => Ok(start.elapsed()),
+        Ok(Err(_)) => Err("unreachable".into()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+async fn redis_ok(state: &AppState) -> Result<Duration, String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, state.redis.ping()).await {
+        Ok(Ok(latency)) => Ok(latency),
+        Ok(Err(_)) => Err("unreachable".into()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+/// Readiness: 200 when PostgreSQL and Redis answer, else 503.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let (db, redis) = tokio::join!(database_ok(&state), redis_ok(&state));
+    let up = |r: &Result<Duration, String>| if r.is_ok() { "up" } else { "down" };
+    let ok = db.is_ok() && redis.is_ok();
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        Json(json!({
+            "status": if ok { "ready" } else { "not_ready" },
+            "database": up(&db),
+            "redis": up(&redis),
+        })),
+    )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Component {
+    /// `up`, `down`, `ok`, `degraded` or `error`.
+    pub status: String,
+    pub latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub info: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthReport {
+    /// `healthy`, `degraded` (200) or `unhealthy` (503).
+    pub status: String,
+    pub database: Component,
+    pub redis: Component,
+    pub keyring: Component,
+    pub migrations: Component,
+}
+
+fn component(result: Result<Duration, String>) -> Component {
+    match result {
+        Ok(d) => Component { status: "up".into(), latency_ms: Some(d.as_secs_f64() * 1000.0), detail: None, info: None },
+        Err(e) => Component { status: "down".into(), latency_ms: None, detail: Some(e), info: None },
+    }
+}
+
+/// Component health. Database or schema down is `unhealthy` (503); Redis down is `degraded`
+/// (OAuth flows fail, configuration reads and writes keep working).
+#[utoipa::path(get, path = "/api/config/health", tag = "health",
+    responses((status = 200, body = HealthReport), (status = 503, body = HealthReport)))]
+async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthReport>) {
+    let (db, redis) = tokio::join!(database_ok(&state), redis_ok(&state));
+    let db_up = db.is_ok();
+    let redis_up = redis.is_ok();
+
+    let start = Instant::now();
+    let keyring = match store::keyring::values_per_key_id(&state.db).await {
+        Ok(in_use) => {
+            let unknown: Vec<&String> = in_use
+                .iter()
+                .map(|(id, _)| id)
+                .filter(|id| !crate::crypto::KeyId::parse(id).is_some_and(|k| state.keyring.knows(k)))
+                .collect();
+            Component {
+                status: if unknown.is_empty() { "ok" } else { "error" }.into(),
+                latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+                detail: (!unknown.is_empty()).then(|| format!("values sealed under unknown key ids: {unknown:?}")),
+                info: Some(json!({
+                    "current_key_id": state.keyring.current_id().to_string(),
+                    "configured_key_ids": state.keyring.ids().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "values_per_key_id": in_use.iter().map(|(id, n)| (id.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                })),
+            }
+        }
+        Err(_) => Component { status: "down".into(), latency_ms: None, detail: Some("database unreachable".into()), info: None },
+    };
+
+    let start = Instant::now();
+    let migrations = match store::migration_state(&state.db).await {
+        Ok((latest, applied)) => Component {
+            status: if applied == Some(latest) { "ok" } else { "pending" }.into(),
+            latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+            detail: (applied != Some(latest)).then(|| "run `hsq-config migrate`".to_owned()),
+            info: Some(json!({ "latest": latest, "applied": applied })),
+        },
+        Err(_) => Component { status: "down".into(), latency_ms: None, detail: Some("database unreachable".into()), info: None },
+    };
+
+    let unhealthy = !db_up || migrations.status != "ok" || keyring.status != "ok";
+    let status = if unhealthy {
+        "unhealthy"
+    } else if !redis_up {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    let code = if unhealthy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (
+        code,
+        Json(HealthReport {
+            status: status.into(),
+            database: component(db),
+            redis: component(redis),
+            keyring,
+            migrations,
+        }),
+    )
+}

@@ -1,0 +1,158 @@
+//! `/api/config/integrations…`
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::{ADMIN, IntegrationPath, READERS, etag, if_match};
+use crate::app::AppState;
+use crate::audit::{Resource, attempt};
+use crate::auth::Caller;
+use crate::domain::Role;
+use crate::error::{ApiError, Problem};
+use crate::integrations::{self, ConfigInput, ConfigView, RevealedSecrets};
+use crate::json::JsonBody;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/config/integrations", get(list))
+        .route(
+            "/api/config/integrations/{provider}/{environment}",
+            get(read).put(replace).patch(patch).delete(remove),
+        )
+        .route("/api/config/integrations/{provider}/{environment}/reveal", post(reveal))
+}
+
+fn with_etag(status: StatusCode, view: ConfigView) -> Response {
+    let tag = etag(view.version);
+    (status, [(header::ETAG, tag)], Json(view)).into_response()
+}
+
+/// List every configuration, secrets masked.
+#[utoipa::path(get, path = "/api/config/integrations", tag = "integrations",
+    security(("bearer" = [])),
+    responses((status = 200, body = [ConfigView]), (status = 401, body = Problem)))]
+async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ConfigView>>, ApiError> {
+    let resource = Resource { kind: "integration_config", id: None, provider: None, environment: None };
+    attempt(&state.db, &caller, READERS, "config_listed", &resource, async {
+        Ok(Json(integrations::list(&state.db).await?))
+    })
+    .await
+}
+
+/// One configuration, secrets masked, with its version as `ETag`.
+#[utoipa::path(get, path = "/api/config/integrations/{provider}/{environment}", tag = "integrations",
+    params(("provider" = String, Path, description = "hubspot, stripe or quickbooks"),
+           ("environment" = String, Path, description = "sandbox or production")),
+    security(("bearer" = [])),
+    responses((status = 200, body = ConfigView), (status = 404, body = Problem)))]
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    IntegrationPath(provider, environment): IntegrationPath,
+) -> Result<Response, ApiError> {
+    let resource = Resource::integration(provider, environment);
+    attempt(&state.db, &caller, READERS, "config_read", &resource, async {
+        let view = integrations::get(&state.db, provider, environment).await?;
+        Ok(with_etag(StatusCode::OK, view))
+    })
+    .await
+}
+
+/// Create (201) or replace (200) a configuration. Honours `If-Match`.
+#[utoipa::path(put, path = "/api/config/integrations/{provider}/{environment}", tag = "integrations",
+    params(("provider" = String, Path), ("environment" = String, Path),
+           ("If-Match" = Option<String>, Header, description = "the ETag last read")),
+    request_body = ConfigInput,
+    security(("bearer" = [])),
+    responses((status = 201, body = ConfigView), (status = 200, body = ConfigView),
+               (status = 412, body = Problem), (status = 422, body = Problem)))]
+async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    IntegrationPath(provider, environment): IntegrationPath,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let resource = Resource::integration(provider, environment);
+    attempt(&state.db, &caller, ADMIN, "config_replaced", &resource, async {
+        let precondition = if_match(&headers)?;
+        let input: ConfigInput = body.parse()?;
+        let (view, created) = integrations::put(
+            &state.db, &state.keyring, &caller, provider, environment, input, precondition,
+        )
+        .await?;
+        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+        Ok(with_etag(status, view))
+    })
+    .await
+}
+
+/// Change part of a configuration with a JSON merge patch (`null` removes a field).
+#[utoipa::path(patch, path = "/api/config/integrations/{provider}/{environment}", tag = "integrations",
+    params(("provider" = String, Path), ("environment" = String, Path),
+           ("If-Match" = Option<String>, Header)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    security(("bearer" = [])),
+    responses((status = 200, body = ConfigView), (status = 404, body = Problem),
+               (status = 412, body = Problem), (status = 422, body = Problem)))]
+async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    IntegrationPath(provider, environment): IntegrationPath,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let resource = Resource::integration(provider, environment);
+    attempt(&state.db, &caller, ADMIN, "config_patched", &resource, async {
+        let precondition = if_match(&headers)?;
+        let patch = body.value()?;
+        let view = integrations::patch(
+            &state.db, &state.keyring, &caller, provider, environment, patch, precondition,
+        )
+        .await?;
+        Ok(with_etag(StatusCode::OK, view))
+    })
+    .await
+}
+
+/// Delete a configuration and its OAuth tokens.
+#[utoipa::path(delete, path = "/api/config/integrations/{provider}/{environment}", tag = "integrations",
+    params(("provider" = String, Path), ("environment" = String, Path),
+           ("If-Match" = Option<String>, Header)),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = Problem), (status = 412, body = Problem)))]
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    IntegrationPath(provider, environment): IntegrationPath,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let resource = Resource::integration(provider, environment);
+    attempt(&state.db, &caller, ADMIN, "config_deleted", &resource, async {
+        integrations::delete(&state.db, &caller, provider, environment, if_match(&headers)?).await?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// The decrypted secrets (admin, service). Audited as `secret_revealed`.
+#[utoipa::path(post, path = "/api/config/integrations/{provider}/{environment}/reveal", tag = "integrations",
+    params(("provider" = String, Path), ("environment" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = RevealedSecrets), (status = 403, body = Problem),
+               (status = 404, body = Problem)))]
+async fn reveal(
+    State(state): State<AppState>,
+    caller: Caller,
+    IntegrationPath(provider, environment): IntegrationPath,
+) -> Result<Json<RevealedSecrets>, ApiError> {
+    let resource = Resource::integration(provider, environment);
+    attempt(&state.db, &caller, &[Role::Admin, Role::Service], "secret_revealed", &resource, async {
+        Ok(Json(integrations::reveal(&state.db, &state.keyring, &caller, provider, environment).await?))
+    })
+    .await
+}

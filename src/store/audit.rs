@@ -1,0 +1,119 @@
+//! `configuration_audit_logs`: append-only rows, written in the caller's transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+/// One audit row as written. `details` holds field names and plain values, never a secret.
+#[derive(Debug, Clone)]
+pub struct NewAuditRow {
+    pub actor_token_id: Option<Uuid>,
+    pub actor_name: String,
+    pub actor_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub provider: Option<String>,
+    pub environment: Option<String>,
+    pub success: bool,
+    pub details: Value,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_token_id: Option<Uuid>,
+    pub actor_name: String,
+    pub actor_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub provider: Option<String>,
+    pub environment: Option<String>,
+    pub success: bool,
+    pub details: sqlx::types::Json<Value>,
+}
+
+pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO configuration_audit_logs
+           (actor_token_id, actor_name, actor_ip, request_id, user_agent, action,
+            resource_type, resource_id, provider, environment, success, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         RETURNING id",
+    )
+    .bind(row.actor_token_id)
+    .bind(&row.actor_name)
+    .bind(&row.actor_ip)
+    .bind(&row.request_id)
+    .bind(&row.user_agent)
+    .bind(&row.action)
+    .bind(&row.resource_type)
+    .bind(&row.resource_id)
+    .bind(&row.provider)
+    .bind(&row.environment)
+    .bind(row.success)
+    .bind(&row.details)
+    .fetch_one(conn)
+    .await
+}
+
+/// Filters of `GET /api/config/audit`; `None` means "any".
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub provider: Option<String>,
+    pub environment: Option<String>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub resource_id: Option<String>,
+    pub success: Option<bool>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset position: rows strictly older than (occurred_at, id).
+    pub before: Option<(DateTime<Utc>, i64)>,
+}
+
+/// Newest first, at most `limit` rows.
+pub async fn list(db: &PgPool, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let mut q: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT * FROM configuration_audit_logs WHERE true");
+    if let Some(v) = &filter.provider {
+        q.push(" AND provider = ").push_bind(v);
+    }
+    if let Some(v) = &filter.environment {
+        q.push(" AND environment = ").push_bind(v);
+    }
+    if let Some(v) = &filter.action {
+        q.push(" AND action = ").push_bind(v);
+    }
+    if let Some(v) = &filter.actor {
+        q.push(" AND actor_name = ").push_bind(v);
+    }
+    if let Some(v) = &filter.resource_id {
+        q.push(" AND resource_id = ").push_bind(v);
+    }
+    if let Some(v) = filter.success {
+        q.push(" AND success = ").push_bind(v);
+    }
+    if let Some(v) = filter.since {
+        q.push(" AND occurred_at >= ").push_bind(v);
+    }
+    if let Some(v) = filter.until {
+        q.push(" AND occurred_at < ").push_bind(v);
+    }
+    if let Some((at, id)) = filter.before {
+        q.push(" AND (occurred_at, id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    q.push(" ORDER BY occurred_at DESC, id DESC LIMIT ").push_bind(limit);
+    q.build_query_as().fetch_all(db).await
+}

@@ -1,0 +1,131 @@
+//! `integration_configs`: one row per provider × environment.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConfigRow {
+    pub id: Uuid,
+    pub provider: String,
+    pub environment: String,
+    pub enabled: bool,
+    pub settings: Json<Map<String, Value>>,
+    pub secrets: Vec<u8>,
+    pub secrets_masked: Json<BTreeMap<String, String>>,
+    pub key_id: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+    pub last_validated_at: Option<DateTime<Utc>>,
+    pub last_validation_status: Option<String>,
+    pub last_validation_detail: Option<String>,
+}
+
+/// What a create or update writes. `secrets` is already sealed.
+pub struct ConfigWrite<'a> {
+    pub enabled: bool,
+    pub settings: &'a Map<String, Value>,
+    pub secrets: &'a [u8],
+    pub secrets_masked: &'a BTreeMap<String, String>,
+    pub key_id: &'a str,
+    pub actor: &'a str,
+}
+
+pub async fn list(db: &PgPool) -> Result<Vec<ConfigRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM integration_configs ORDER BY provider, environment")
+        .fetch_all(db)
+        .await
+}
+
+pub async fn find(
+    conn: &mut PgConnection,
+    provider: &str,
+    environment: &str,
+) -> Result<Option<ConfigRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM integration_configs WHERE provider = $1 AND environment = $2")
+        .bind(provider)
+        .bind(environment)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Reads the row and locks it until the transaction ends.
+pub async fn find_for_update(
+    conn: &mut PgConnection,
+    provider: &str,
+    environment: &str,
+) -> Result<Option<ConfigRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM integration_configs WHERE provider = $1 AND environment = $2 FOR UPDATE",
+    )
+    .bind(provider)
+    .bind(environment)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    id: Uuid,
+    provider: &str,
+    environment: &str,
+    w: &ConfigWrite<'_>,
+) -> Result<ConfigRow, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO integration_configs
+           (id, provider, environment, enabled, settings, secrets, secrets_masked, key_id,
+            created_by, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+         RETURNING *",
+    )
+    .bind(id)
+    .bind(provider)
+    .bind(environment)
+    .bind(w.enabled)
+    .bind(Json(w.settings))
+    .bind(w.secrets)
+    .bind(Json(w.secrets_masked))
+    .bind(w.key_id)
+    .bind(w.actor)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    w: &ConfigWrite<'_>,
+) -> Result<ConfigRow, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE integration_configs
+            SET enabled = $2, settings = $3, secrets = $4, secrets_masked = $5, key_id = $6,
+                updated_by = $7, updated_at = now(), version = version + 1
+          WHERE id = $1
+          RETURNING *",
+    )
+    .bind(id)
+    .bind(w.enabled)
+    .bind(Json(w.settings))
+    .bind(w.secrets)
+    .bind(Json(w.secrets_masked))
+    .bind(w.key_id)
+    .bind(w.actor)
+    .fetch_one(conn)
+    .await
+}
+
+/// Deletes the config; its OAuth tokens go with it (ON DELETE CASCADE).
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM integration_configs WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

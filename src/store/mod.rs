@@ -1,0 +1,44 @@
+//! Data access with sqlx. One file per table family; no HTTP types in here.
+
+pub mod api_tokens;
+pub mod audit;
+pub mod integrations;
+pub mod keyring;
+pub mod webhooks;
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::Settings;
+
+/// The embedded migrations, applied by `hsq-config migrate` and at `serve` start.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// A pool that connects lazily, so the service starts (and recovers) while PostgreSQL restarts.
+pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = settings
+        .database_url
+        .expose_secret()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("DATABASE_URL: not a valid PostgreSQL URL"))?;
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .idle_timeout(Duration::from_secs(300))
+        .connect_lazy_with(options.application_name("hsq-config")))
+}
+
+/// The newest migration this build knows, and whether the database has applied it.
+pub async fn migration_state(db: &PgPool) -> Result<(i64, Option<i64>), sqlx::Error> {
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Option<i64> = sqlx::query_scalar(
+        "SELECT max(version) FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((latest, applied))
+}

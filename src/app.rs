@@ -63,7 +63,8 @@ impl Application {
             db,
             redis: Redis::new(&settings)?,
             keyring: settings.keyring.clone(),
-            admin_token_hash: auth::admin_token_hash(settings.admin_api_token.as_ref()).map(Arc::new),
+            admin_token_hash: auth::admin_token_hash(settings.admin_api_token.as_ref())
+                .map(Arc::new),
             settings: Arc::new(settings),
         };
         let background = CancellationToken::new();
@@ -72,11 +73,19 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        Ok(Self { listener, router, state, background })
+        Ok(Self {
+            listener,
+            router,
+            state,
+            background,
+        })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
     pub fn state(&self) -> &AppState {
@@ -85,13 +94,17 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains in-flight requests, stops background
     /// work and closes the pool.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "hsq-config listening");
         let background = self.background.clone();
         axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -113,9 +126,13 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
 
     let governor = Arc::new(
         GovernorConfigBuilder::default()
-            .period(Duration::from_nanos(1_000_000_000 / u64::from(settings.rate_limit_per_second)))
+            .period(Duration::from_nanos(
+                1_000_000_000 / u64::from(settings.rate_limit_per_second),
+            ))
             .burst_size(settings.rate_limit_burst)
-            .key_extractor(ClientKey { trusted: Arc::new(settings.trusted_proxies.clone()) })
+            .key_extractor(ClientKey {
+                trusted: Arc::new(settings.trusted_proxies.clone()),
+            })
             .finish()
             .expect("period and burst are validated as positive at start"),
     );
@@ -142,9 +159,24 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
 
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(settings.cors_allowed_origins.clone()))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, middleware::X_REQUEST_ID.clone()])
-        .expose_headers([header::ETAG, middleware::X_REQUEST_ID.clone(), header::RETRY_AFTER])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            middleware::X_REQUEST_ID.clone(),
+        ])
+        .expose_headers([
+            header::ETAG,
+            middleware::X_REQUEST_ID.clone(),
+            header::RETRY_AFTER,
+        ])
         .max_age(Duration::from_secs(600));
 
     let timeout = settings.request_timeout;
@@ -158,12 +190,17 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .with_state(state);
     for (name, value) in middleware::security_headers() {
-        app = app.layer(SetResponseHeaderLayer::if_not_present(name as HeaderName, value));
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
+            name as HeaderName,
+            value,
+        ));
     }
     app.layer(cors)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(BodyLimit(limit)))
-        .layer(mw::from_fn(move |req, next| middleware::timeout(timeout, req, next)))
+        .layer(mw::from_fn(move |req, next| {
+            middleware::timeout(timeout, req, next)
+        }))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(mw::from_fn(middleware::log_request))
         .layer(mw::from_fn(middleware::request_id))

@@ -50,7 +50,11 @@ mod tests {
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_claims() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
-        let ip = client_ip(Some("203.0.113.9".parse().expect("ip")), &headers("1.2.3.4"), &trusted);
+        let ip = client_ip(
+            Some("203.0.113.9".parse().expect("ip")),
+            &headers("1.2.3.4"),
+            &trusted,
+        );
         assert_eq!(ip, Some("203.0.113.9".parse().expect("ip")));
     }
 

@@ -82,8 +82,10 @@ impl std::fmt::Debug for Settings {
 
 /// Reads variables from a lookup function, so tests use the same parsing as production.
 pub struct Source<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Box<Lookup<'a>>,
 }
+
+type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 impl<'a> Source<'a> {
     pub fn new(lookup: impl Fn(&str) -> Option<String> + 'a) -> Self {
@@ -120,7 +122,10 @@ impl<'a> Source<'a> {
                 })?;
                 let value = content.trim_end_matches(['\n', '\r']).to_owned();
                 if value.trim().is_empty() {
-                    return Err(SettingsError::new(&file_var, format!("file {path} is empty")));
+                    return Err(SettingsError::new(
+                        &file_var,
+                        format!("file {path} is empty"),
+                    ));
                 }
                 Ok(Some(SecretString::from(value)))
             }
@@ -130,7 +135,10 @@ impl<'a> Source<'a> {
 
     pub fn required_secret(&self, name: &str, what: &str) -> Result<SecretString, SettingsError> {
         self.secret(name)?.ok_or_else(|| {
-            SettingsError::new(name, format!("is required ({what}); set {name} or {name}_FILE"))
+            SettingsError::new(
+                name,
+                format!("is required ({what}); set {name} or {name}_FILE"),
+            )
         })
     }
 
@@ -271,7 +279,9 @@ impl Settings {
                 None => {
                     return Err(SettingsError::new(
                         "CORS_ALLOWED_ORIGINS",
-                        format!("got {origin:?}; accepts comma-separated origins like https://app.example.com"),
+                        format!(
+                            "got {origin:?}; accepts comma-separated origins like https://app.example.com"
+                        ),
                     ));
                 }
             }

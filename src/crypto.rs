@@ -224,9 +224,8 @@ impl KeyRing {
             .iter()
             .map(|(k, v)| (k.as_str(), v.expose_secret()))
             .collect();
-        let json = Zeroizing::new(
-            serde_json::to_vec(&plain).expect("a map of strings always serializes"),
-        );
+        let json =
+            Zeroizing::new(serde_json::to_vec(&plain).expect("a map of strings always serializes"));
         self.seal(&json, aad)
     }
 
@@ -321,7 +320,10 @@ mod tests {
         let here = Aad::new("integration_configs", "a", "secrets");
         let there = Aad::new("integration_configs", "b", "secrets");
         let sealed = keys.seal(b"sk_test_canary", &here);
-        assert_eq!(&keys.open(&sealed, &here).expect("opens")[..], b"sk_test_canary");
+        assert_eq!(
+            &keys.open(&sealed, &here).expect("opens")[..],
+            b"sk_test_canary"
+        );
         assert_eq!(keys.open(&sealed, &there), Err(OpenError::Tampered));
     }
 

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Hubspot,
@@ -27,7 +29,9 @@ impl Provider {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     Sandbox,
@@ -87,8 +91,16 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(Provider, "provider", [Provider::Hubspot, Provider::Stripe, Provider::Quickbooks]);
-text_enum!(Environment, "environment", [Environment::Sandbox, Environment::Production]);
+text_enum!(
+    Provider,
+    "provider",
+    [Provider::Hubspot, Provider::Stripe, Provider::Quickbooks]
+);
+text_enum!(
+    Environment,
+    "environment",
+    [Environment::Sandbox, Environment::Production]
+);
 text_enum!(Role, "role", [Role::Admin, Role::Viewer, Role::Service]);
 
 #[cfg(test)]

@@ -273,7 +273,9 @@ mod tests {
 
     #[test]
     fn server_errors_hide_their_cause() {
-        let e = ApiError::Internal(anyhow::anyhow!("connection to db.internal:5432 password=hunter2"));
+        let e = ApiError::Internal(anyhow::anyhow!(
+            "connection to db.internal:5432 password=hunter2"
+        ));
         let p = e.to_problem();
         assert_eq!(p.status, 500);
         assert!(!p.detail.contains("hunter2"));

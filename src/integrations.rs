@@ -137,10 +137,18 @@ impl Precondition {
 }
 
 pub async fn list(db: &PgPool) -> Result<Vec<ConfigView>, ApiError> {
-    rows::list(db).await?.into_iter().map(ConfigView::try_from).collect()
+    rows::list(db)
+        .await?
+        .into_iter()
+        .map(ConfigView::try_from)
+        .collect()
 }
 
-pub async fn get(db: &PgPool, provider: Provider, environment: Environment) -> Result<ConfigView, ApiError> {
+pub async fn get(
+    db: &PgPool,
+    provider: Provider,
+    environment: Environment,
+) -> Result<ConfigView, ApiError> {
     let mut conn = db.acquire().await?;
     rows::find(&mut conn, provider.as_str(), environment.as_str())
         .await?
@@ -172,21 +180,38 @@ pub async fn put(
         p.check(existing.as_ref().map(|r| r.version))?;
     }
     let id = existing.as_ref().map_or_else(Uuid::new_v4, |r| r.id);
-    let before = match &existing {
-        Some(row) => Some(Snapshot::of(row, keys)),
-        None => None,
-    };
+    let before = existing.as_ref().map(|row| Snapshot::of(row, keys));
     let after = Snapshot {
         enabled: input.enabled,
         settings,
         secrets: Some(input.secrets),
     };
-    let row = write(&mut tx, keys, caller, provider, environment, id, existing.is_some(), &after).await?;
-    let action = if existing.is_some() { "config_replaced" } else { "config_created" };
+    let row = write(
+        &mut tx,
+        keys,
+        caller,
+        provider,
+        environment,
+        id,
+        existing.is_some(),
+        &after,
+    )
+    .await?;
+    let action = if existing.is_some() {
+        "config_replaced"
+    } else {
+        "config_created"
+    };
     let details = changes(before.as_ref(), &after);
     audit::write(
         &mut tx,
-        &audit::row(caller, action, &Resource::integration(provider, environment), true, details),
+        &audit::row(
+            caller,
+            action,
+            &Resource::integration(provider, environment),
+            true,
+            details,
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -204,11 +229,17 @@ pub async fn patch(
     precondition: Option<Precondition>,
 ) -> Result<ConfigView, ApiError> {
     let Value::Object(patch) = patch else {
-        return Err(ApiError::field("body", "a merge patch must be a JSON object"));
+        return Err(ApiError::field(
+            "body",
+            "a merge patch must be a JSON object",
+        ));
     };
     for key in patch.keys() {
         if !matches!(key.as_str(), "enabled" | "settings" | "secrets") {
-            return Err(ApiError::field(key.clone(), "unknown field; expected enabled, settings or secrets"));
+            return Err(ApiError::field(
+                key.clone(),
+                "unknown field; expected enabled, settings or secrets",
+            ));
         }
     }
     let mut tx = db.begin().await?;
@@ -227,7 +258,17 @@ pub async fn patch(
     let after = before.patched(&patch)?;
     providers::validate(provider, environment, &after.settings, after.secrets())
         .map_err(ApiError::Validation)?;
-    let row = write(&mut tx, keys, caller, provider, environment, existing.id, true, &after).await?;
+    let row = write(
+        &mut tx,
+        keys,
+        caller,
+        provider,
+        environment,
+        existing.id,
+        true,
+        &after,
+    )
+    .await?;
     audit::write(
         &mut tx,
         &audit::row(
@@ -257,10 +298,11 @@ pub async fn delete(
     if let Some(p) = precondition {
         p.check(Some(existing.version))?;
     }
-    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM oauth_tokens WHERE integration_id = $1")
-        .bind(existing.id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let tokens: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM oauth_tokens WHERE integration_id = $1")
+            .bind(existing.id)
+            .fetch_one(&mut *tx)
+            .await?;
     rows::delete(&mut tx, existing.id).await?;
     audit::write(
         &mut tx,
@@ -387,12 +429,20 @@ impl Snapshot {
             None => {}
             Some(Value::Bool(b)) => enabled = *b,
             Some(Value::Null) => enabled = true,
-            Some(_) => return Err(ApiError::field("enabled", "invalid value; expected a boolean")),
+            Some(_) => {
+                return Err(ApiError::field(
+                    "enabled",
+                    "invalid value; expected a boolean",
+                ));
+            }
         }
         let mut settings = Value::Object(self.settings.clone());
         if let Some(p) = patch.get("settings") {
             if !p.is_object() {
-                return Err(ApiError::field("settings", "invalid value; expected an object"));
+                return Err(ApiError::field(
+                    "settings",
+                    "invalid value; expected an object",
+                ));
             }
             crate::json::merge_patch(&mut settings, p);
         }
@@ -417,7 +467,12 @@ impl Snapshot {
                     }
                 }
             }
-            Some(_) => return Err(ApiError::field("secrets", "invalid value; expected an object")),
+            Some(_) => {
+                return Err(ApiError::field(
+                    "secrets",
+                    "invalid value; expected an object",
+                ));
+            }
         }
         Ok(Self {
             enabled,
@@ -435,16 +490,24 @@ fn changes(before: Option<&Snapshot>, after: &Snapshot) -> Value {
     let mut changed = Map::new();
     let before_enabled = before.map(|b| b.enabled);
     if before_enabled != Some(after.enabled) {
-        changed.insert("enabled".into(), json!({ "before": before_enabled, "after": after.enabled }));
+        changed.insert(
+            "enabled".into(),
+            json!({ "before": before_enabled, "after": after.enabled }),
+        );
     }
     let empty = Map::new();
     let before_settings = before.map_or(&empty, |b| &b.settings);
-    let names: std::collections::BTreeSet<&String> =
-        before_settings.keys().chain(after.settings.keys()).collect();
+    let names: std::collections::BTreeSet<&String> = before_settings
+        .keys()
+        .chain(after.settings.keys())
+        .collect();
     for name in names {
         let (b, a) = (before_settings.get(name), after.settings.get(name));
         if b != a {
-            changed.insert(format!("settings.{name}"), json!({ "before": b, "after": a }));
+            changed.insert(
+                format!("settings.{name}"),
+                json!({ "before": b, "after": a }),
+            );
         }
     }
     let before_secrets = before.and_then(|b| b.secrets.as_ref());

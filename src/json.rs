@@ -21,7 +21,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| {
-                let mime = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+                let mime = v
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
                 mime == "application/json" || mime == "application/merge-patch+json"
             });
         if json_type == Some(false) {
@@ -61,7 +66,9 @@ impl JsonBody {
                     inner.column()
                 ));
             }
-            let (field, message) = describe(&path, &inner.to_string());
+            let text = inner.to_string();
+            let text = text.split(" at line ").next().unwrap_or_default();
+            let (field, message) = describe(&path, text);
             ApiError::Validation(vec![FieldError::new(field, message)])
         })
     }
@@ -73,19 +80,45 @@ impl JsonBody {
 
 /// Turns a serde message into a field path and a message without the offending value.
 fn describe(path: &str, message: &str) -> (String, String) {
-    let base = if path == "." { String::new() } else { path.to_owned() };
+    let base = if path == "." {
+        String::new()
+    } else {
+        path.to_owned()
+    };
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or_default();
-        let field = if base.is_empty() { name.to_owned() } else { format!("{base}.{name}") };
+        // serde_path_to_error already ends the path with the unknown key.
+        let field = if base.is_empty() || base == name || base.ends_with(&format!(".{name}")) {
+            if base.is_empty() {
+                name.to_owned()
+            } else {
+                base.clone()
+            }
+        } else {
+            format!("{base}.{name}")
+        };
         let expected = rest.split_once(", ").map(|(_, e)| e).unwrap_or("");
-        return (field, format!("unknown field; {expected}").trim_end_matches("; ").to_owned());
+        return (
+            field,
+            format!("unknown field; {expected}")
+                .trim_end_matches("; ")
+                .to_owned(),
+        );
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or_default();
-        let field = if base.is_empty() { name.to_owned() } else { format!("{base}.{name}") };
+        let field = if base.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{base}.{name}")
+        };
         return (field, "is required".to_owned());
     }
-    let field = if base.is_empty() { "body".to_owned() } else { base };
+    let field = if base.is_empty() {
+        "body".to_owned()
+    } else {
+        base
+    };
     // "invalid type: string \"…\", expected a boolean" → keep only what was expected.
     let expected = message
         .split(", expected ")
@@ -95,7 +128,10 @@ fn describe(path: &str, message: &str) -> (String, String) {
         Some(e) => format!("invalid value; expected {e}"),
         None if message.starts_with("unknown variant") => {
             let options = message.split("expected ").nth(1).unwrap_or("a known value");
-            format!("unknown value; expected {}", options.split(" at line").next().unwrap_or(options))
+            format!(
+                "unknown value; expected {}",
+                options.split(" at line").next().unwrap_or(options)
+            )
         }
         None => "invalid value".to_owned(),
     };
@@ -143,7 +179,9 @@ mod tests {
         }
         let body = JsonBody(Bytes::from_static(br#"{"enabled": "sk_live_canary"}"#));
         let err = body.parse::<B>().expect_err("wrong type");
-        let ApiError::Validation(errors) = err else { panic!("not a validation error") };
+        let ApiError::Validation(errors) = err else {
+            panic!("not a validation error")
+        };
         assert_eq!(errors[0].field, "enabled");
         assert!(!errors[0].message.contains("canary"));
     }

@@ -21,7 +21,9 @@ pub enum KeyringError {
          set ENCRYPTION_KEY to that key, or add it to ENCRYPTION_KEYS_PREVIOUS while rotating"
     )]
     UnknownKey { missing: String, configured: String },
-    #[error("ENCRYPTION_KEY: the keyring canary for key id {0} does not open; the key or the data was altered")]
+    #[error(
+        "ENCRYPTION_KEY: the keyring canary for key id {0} does not open; the key or the data was altered"
+    )]
     CanaryFailed(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -29,11 +31,19 @@ pub enum KeyringError {
 
 /// Verifies the keyring against the database, then records a canary for the current key.
 pub async fn verify(db: &PgPool, keys: &KeyRing) -> Result<(), KeyringError> {
-    let configured = keys.ids().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let configured = keys
+        .ids()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     for id in store::keyring::key_ids_in_use(db).await? {
         let known = KeyId::parse(&id).is_some_and(|k| keys.knows(k));
         if !known {
-            return Err(KeyringError::UnknownKey { missing: id, configured });
+            return Err(KeyringError::UnknownKey {
+                missing: id,
+                configured,
+            });
         }
     }
     for (id, canary) in store::keyring::canaries(db).await? {

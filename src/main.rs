@@ -9,7 +9,11 @@ use hsq_config::config::Settings;
 use hsq_config::{store, telemetry};
 
 #[derive(Parser)]
-#[command(name = "hsq-config", version, about = "Configuration management for the HubSpot–Stripe–QuickBooks bridge")]
+#[command(
+    name = "hsq-config",
+    version,
+    about = "Configuration management for the HubSpot–Stripe–QuickBooks bridge"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -73,9 +77,15 @@ async fn migrate() -> anyhow::Result<()> {
 }
 
 async fn healthcheck() -> ExitCode {
-    let port = std::env::var("PORT").ok().and_then(|p| p.parse::<u16>().ok()).unwrap_or(13000);
+    let port = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(13000);
     let url = format!("http://127.0.0.1:{port}/health/ready");
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
         Ok(c) => c,
         Err(_) => return ExitCode::FAILURE,
     };

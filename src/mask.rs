@@ -20,7 +20,10 @@ mod tests {
 
     #[test]
     fn masks_keep_a_prefix_and_a_short_tail() {
-        assert_eq!(mask("sk_test_51Habcdefghijklmnop4242"), "sk_te***...***4242");
+        assert_eq!(
+            mask("sk_test_51Habcdefghijklmnop4242"),
+            "sk_te***...***4242"
+        );
         assert_eq!(mask("whsec_abcdef12"), "whs***...***f12");
         assert_eq!(mask("short"), "*****");
         assert_eq!(mask(""), "*");

@@ -30,7 +30,8 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    req.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
+    req.headers_mut()
+        .insert(X_REQUEST_ID.clone(), value.clone());
     let mut response = REQUEST_ID.scope(id, next.run(req)).await;
     response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     response
@@ -93,9 +94,15 @@ pub async fn method_not_allowed() -> Response {
 /// Security headers for API responses; a route that sets its own keeps it.
 pub fn security_headers() -> [(HeaderName, HeaderValue); 5] {
     [
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
         (
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
@@ -115,7 +122,8 @@ impl KeyExtractor for ClientKey {
     type Key = IpAddr;
 
     fn extract<T>(&self, req: &Request<T>) -> Result<Self::Key, GovernorError> {
-        client_ip(peer_of(req), req.headers(), &self.trusted).ok_or(GovernorError::UnableToExtractKey)
+        client_ip(peer_of(req), req.headers(), &self.trusted)
+            .ok_or(GovernorError::UnableToExtractKey)
     }
 }
 
@@ -125,6 +133,7 @@ pub fn rate_limit_response(error: GovernorError) -> Response {
         GovernorError::TooManyRequests { wait_time, .. } => {
             ApiError::RateLimited(Duration::from_secs(wait_time)).into_response()
         }
-        _ => ApiError::Internal(anyhow::anyhow!("no client address for rate limiting")).into_response(),
+        _ => ApiError::Internal(anyhow::anyhow!("no client address for rate limiting"))
+            .into_response(),
     }
 }

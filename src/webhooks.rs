@@ -99,15 +99,23 @@ impl Doc {
             .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .unwrap_or(false);
         if !url_ok || self.url.len() > 2048 {
-            errors.push(FieldError::new("url", "must be an absolute http:// or https:// URL"));
+            errors.push(FieldError::new(
+                "url",
+                "must be an absolute http:// or https:// URL",
+            ));
         }
         if self.events.is_empty() || self.events.len() > 100 {
-            errors.push(FieldError::new("events", "must list between 1 and 100 event names"));
+            errors.push(FieldError::new(
+                "events",
+                "must list between 1 and 100 event names",
+            ));
         }
         for (i, event) in self.events.iter().enumerate() {
             let ok = !event.is_empty()
                 && event.len() <= 128
-                && event.chars().all(|c| c.is_ascii_alphanumeric() || "._-:*".contains(c));
+                && event
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-:*".contains(c));
             if !ok {
                 errors.push(FieldError::new(
                     format!("events[{i}]"),
@@ -118,15 +126,28 @@ impl Doc {
         if let Some(secret) = &self.secret {
             let s = secret.expose_secret();
             if s.len() < 8 || s.len() > 4096 || s.chars().any(char::is_whitespace) {
-                errors.push(FieldError::new("secret", "must be 8 to 4096 characters without whitespace"));
+                errors.push(FieldError::new(
+                    "secret",
+                    "must be 8 to 4096 characters without whitespace",
+                ));
             } else if self.provider == Some(Provider::Stripe) && !s.starts_with("whsec_") {
-                errors.push(FieldError::new("secret", "a Stripe signing secret starts with whsec_"));
+                errors.push(FieldError::new(
+                    "secret",
+                    "a Stripe signing secret starts with whsec_",
+                ));
             }
         }
         if self.description.as_ref().is_some_and(|d| d.len() > 1000) {
-            errors.push(FieldError::new("description", "must be at most 1000 characters"));
+            errors.push(FieldError::new(
+                "description",
+                "must be at most 1000 characters",
+            ));
         }
-        if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(errors))
+        }
     }
 
     fn plain(&self) -> Value {
@@ -141,19 +162,31 @@ impl Doc {
 }
 
 pub async fn list(db: &PgPool) -> Result<Vec<WebhookView>, ApiError> {
-    rows::list(db).await?.into_iter().map(WebhookView::try_from).collect()
+    rows::list(db)
+        .await?
+        .into_iter()
+        .map(WebhookView::try_from)
+        .collect()
 }
 
 pub async fn get(db: &PgPool, id: Uuid) -> Result<WebhookView, ApiError> {
     let mut conn = db.acquire().await?;
-    rows::find(&mut conn, id).await?.ok_or_else(not_found)?.try_into()
+    rows::find(&mut conn, id)
+        .await?
+        .ok_or_else(not_found)?
+        .try_into()
 }
 
 fn not_found() -> ApiError {
     ApiError::not_found("no webhook configuration has this id")
 }
 
-pub async fn create(db: &PgPool, keys: &KeyRing, caller: &Caller, input: WebhookInput) -> Result<WebhookView, ApiError> {
+pub async fn create(
+    db: &PgPool,
+    keys: &KeyRing,
+    caller: &Caller,
+    input: WebhookInput,
+) -> Result<WebhookView, ApiError> {
     let doc = Doc {
         provider: input.provider,
         url: input.url,
@@ -170,7 +203,13 @@ pub async fn create(db: &PgPool, keys: &KeyRing, caller: &Caller, input: Webhook
     details["secret"] = json!(doc.secret.is_some());
     audit::write(
         &mut tx,
-        &audit::row(caller, "webhook_created", &Resource::webhook(Some(id.to_string())), true, details),
+        &audit::row(
+            caller,
+            "webhook_created",
+            &Resource::webhook(Some(id.to_string())),
+            true,
+            details,
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -186,10 +225,15 @@ pub async fn patch(
     expected_version: Option<i64>,
 ) -> Result<WebhookView, ApiError> {
     let Value::Object(patch) = patch else {
-        return Err(ApiError::field("body", "a merge patch must be a JSON object"));
+        return Err(ApiError::field(
+            "body",
+            "a merge patch must be a JSON object",
+        ));
     };
     let mut tx = db.begin().await?;
-    let row = rows::find_for_update(&mut tx, id).await?.ok_or_else(not_found)?;
+    let row = rows::find_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(not_found)?;
     if expected_version.is_some_and(|v| v != row.version) {
         return Err(ApiError::PreconditionFailed);
     }
@@ -198,7 +242,12 @@ pub async fn patch(
         None => None,
     };
     let before = Doc {
-        provider: row.provider.as_deref().map(str::parse).transpose().map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?,
+        provider: row
+            .provider
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?,
         url: row.url.clone(),
         events: row.events.clone(),
         secret,
@@ -210,7 +259,13 @@ pub async fn patch(
     let updated = store(&mut tx, keys, caller, id, &after, true).await?;
     audit::write(
         &mut tx,
-        &audit::row(caller, "webhook_updated", &Resource::webhook(Some(id.to_string())), true, diff(&before, &after)),
+        &audit::row(
+            caller,
+            "webhook_updated",
+            &Resource::webhook(Some(id.to_string())),
+            true,
+            diff(&before, &after),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -224,7 +279,13 @@ pub async fn delete(db: &PgPool, caller: &Caller, id: Uuid) -> Result<(), ApiErr
     }
     audit::write(
         &mut tx,
-        &audit::row(caller, "webhook_deleted", &Resource::webhook(Some(id.to_string())), true, json!({})),
+        &audit::row(
+            caller,
+            "webhook_deleted",
+            &Resource::webhook(Some(id.to_string())),
+            true,
+            json!({}),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -239,7 +300,10 @@ async fn store(
     doc: &Doc,
     exists: bool,
 ) -> Result<WebhookRow, ApiError> {
-    let sealed = doc.secret.as_ref().map(|s| keys.seal(s.expose_secret().as_bytes(), &secret_aad(id)));
+    let sealed = doc
+        .secret
+        .as_ref()
+        .map(|s| keys.seal(s.expose_secret().as_bytes(), &secret_aad(id)));
     let masked = doc.secret.as_ref().map(|s| mask(s.expose_secret()));
     let key_id = sealed.as_ref().map(|_| keys.current_id().to_string());
     let w = WebhookWrite {
@@ -253,7 +317,11 @@ async fn store(
         description: doc.description.as_deref(),
         actor: &caller.name,
     };
-    Ok(if exists { rows::update(tx, id, &w).await? } else { rows::insert(tx, id, &w).await? })
+    Ok(if exists {
+        rows::update(tx, id, &w).await?
+    } else {
+        rows::insert(tx, id, &w).await?
+    })
 }
 
 fn apply(before: &Doc, patch: &Map<String, Value>) -> Result<Doc, ApiError> {
@@ -265,7 +333,9 @@ fn apply(before: &Doc, patch: &Map<String, Value>) -> Result<Doc, ApiError> {
         enabled: before.enabled,
         description: before.description.clone(),
     };
-    let invalid = |field: &str, expected: &str| ApiError::field(field, format!("invalid value; expected {expected}"));
+    let invalid = |field: &str, expected: &str| {
+        ApiError::field(field, format!("invalid value; expected {expected}"))
+    };
     for (key, value) in patch {
         match (key.as_str(), value) {
             ("url", Value::String(s)) => doc.url = s.clone(),
@@ -283,9 +353,14 @@ fn apply(before: &Doc, patch: &Map<String, Value>) -> Result<Doc, ApiError> {
             ("secret", _) => return Err(invalid("secret", "a string or null")),
             ("provider", Value::Null) => doc.provider = None,
             ("provider", Value::String(s)) => {
-                doc.provider = Some(s.parse().map_err(|e: String| ApiError::field("provider", e))?);
+                doc.provider = Some(
+                    s.parse()
+                        .map_err(|e: String| ApiError::field("provider", e))?,
+                );
             }
-            ("provider", _) => return Err(invalid("provider", "hubspot, stripe, quickbooks or null")),
+            ("provider", _) => {
+                return Err(invalid("provider", "hubspot, stripe, quickbooks or null"));
+            }
             ("enabled", Value::Bool(b)) => doc.enabled = *b,
             ("enabled", _) => return Err(invalid("enabled", "a boolean")),
             ("description", Value::Null) => doc.description = None,

@@ -91,7 +91,11 @@ pub fn validate(
             None => errors.push(unknown(path, provider, fields, false)),
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Fills in defaults for settings the client left out.
@@ -110,7 +114,10 @@ fn unknown(path: String, provider: Provider, fields: &[FieldSpec], setting: bool
         .collect();
     FieldError::new(
         path,
-        format!("unknown field for {provider}; expected one of {}", known.join(", ")),
+        format!(
+            "unknown field for {provider}; expected one of {}",
+            known.join(", ")
+        ),
     )
 }
 
@@ -130,7 +137,11 @@ pub(crate) fn digits(value: &Value, _: Environment) -> Result<(), String> {
         Value::Number(n) => n.is_u64(),
         _ => false,
     };
-    if ok { Ok(()) } else { Err("must be a number made of digits only".into()) }
+    if ok {
+        Ok(())
+    } else {
+        Err("must be a number made of digits only".into())
+    }
 }
 
 /// Scopes as a space-separated string or a list of strings.
@@ -193,7 +204,15 @@ mod tests {
             .expect_err("live key in sandbox");
         assert_eq!(fields_of(errs), ["secrets.secret_key"]);
         let test = secrets(&[("secret_key", "sk_test_abcdefghijklmnop")]);
-        assert!(validate(Provider::Stripe, Environment::Production, &Map::new(), &test).is_err());
+        assert!(
+            validate(
+                Provider::Stripe,
+                Environment::Production,
+                &Map::new(),
+                &test
+            )
+            .is_err()
+        );
         assert!(validate(Provider::Stripe, Environment::Sandbox, &Map::new(), &test).is_ok());
     }
 
@@ -209,7 +228,11 @@ mod tests {
         .expect_err("bad fields");
         assert_eq!(
             fields_of(errs),
-            ["settings.colour", "settings.secret_key", "secrets.publishable_key"]
+            [
+                "settings.colour",
+                "settings.secret_key",
+                "secrets.publishable_key"
+            ]
         );
     }
 

@@ -12,11 +12,26 @@ pub const DEFAULT_SCOPE: &str = "com.intuit.quickbooks.accounting";
 impl ProviderSpec for Quickbooks {
     fn fields(&self) -> &'static [FieldSpec] {
         &[
-            FieldSpec { name: "client_id", check: FieldCheck::Setting(non_empty_text) },
-            FieldSpec { name: "realm_id", check: FieldCheck::Setting(digits) },
-            FieldSpec { name: "scopes", check: FieldCheck::Setting(scopes) },
-            FieldSpec { name: "minor_version", check: FieldCheck::Setting(digits) },
-            FieldSpec { name: "client_secret", check: FieldCheck::Secret(secret_text) },
+            FieldSpec {
+                name: "client_id",
+                check: FieldCheck::Setting(non_empty_text),
+            },
+            FieldSpec {
+                name: "realm_id",
+                check: FieldCheck::Setting(digits),
+            },
+            FieldSpec {
+                name: "scopes",
+                check: FieldCheck::Setting(scopes),
+            },
+            FieldSpec {
+                name: "minor_version",
+                check: FieldCheck::Setting(digits),
+            },
+            FieldSpec {
+                name: "client_secret",
+                check: FieldCheck::Secret(secret_text),
+            },
         ]
     }
 

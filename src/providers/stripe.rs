@@ -10,12 +10,30 @@ pub struct Stripe;
 impl ProviderSpec for Stripe {
     fn fields(&self) -> &'static [FieldSpec] {
         &[
-            FieldSpec { name: "publishable_key", check: FieldCheck::Setting(publishable_key) },
-            FieldSpec { name: "account_id", check: FieldCheck::Setting(account_id) },
-            FieldSpec { name: "connect_client_id", check: FieldCheck::Setting(connect_client_id) },
-            FieldSpec { name: "api_version", check: FieldCheck::Setting(api_version) },
-            FieldSpec { name: "secret_key", check: FieldCheck::Secret(secret_key) },
-            FieldSpec { name: "webhook_secret", check: FieldCheck::Secret(webhook_secret) },
+            FieldSpec {
+                name: "publishable_key",
+                check: FieldCheck::Setting(publishable_key),
+            },
+            FieldSpec {
+                name: "account_id",
+                check: FieldCheck::Setting(account_id),
+            },
+            FieldSpec {
+                name: "connect_client_id",
+                check: FieldCheck::Setting(connect_client_id),
+            },
+            FieldSpec {
+                name: "api_version",
+                check: FieldCheck::Setting(api_version),
+            },
+            FieldSpec {
+                name: "secret_key",
+                check: FieldCheck::Secret(secret_key),
+            },
+            FieldSpec {
+                name: "webhook_secret",
+                check: FieldCheck::Secret(webhook_secret),
+            },
         ]
     }
 }
@@ -25,12 +43,12 @@ fn mode_matches(key: &str, kind: &str, environment: Environment) -> Result<(), S
     let test = format!("{kind}_test_");
     let live = format!("{kind}_live_");
     match environment {
-        Environment::Sandbox if key.starts_with(&live) => {
-            Err(format!("a live-mode key ({live}…) is not accepted in sandbox"))
-        }
-        Environment::Production if key.starts_with(&test) => {
-            Err(format!("a test-mode key ({test}…) is not accepted in production"))
-        }
+        Environment::Sandbox if key.starts_with(&live) => Err(format!(
+            "a live-mode key ({live}…) is not accepted in sandbox"
+        )),
+        Environment::Production if key.starts_with(&test) => Err(format!(
+            "a test-mode key ({test}…) is not accepted in production"
+        )),
         _ if key.starts_with(&test) || key.starts_with(&live) => Ok(()),
         _ => Err(format!("must start with {test} or {live}")),
     }

@@ -69,10 +69,26 @@ pub struct CreatedApiToken {
 /// Every API token (without the token itself).
 #[utoipa::path(get, path = "/api/config/api-tokens", tag = "api-tokens", security(("bearer" = [])),
     responses((status = 200, body = [ApiTokenView]), (status = 403, body = Problem)))]
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ApiTokenView>>, ApiError> {
-    attempt(&state.db, &caller, ADMIN, "api_token_listed", &Resource::api_token(None), async {
-        Ok(Json(rows::list(&state.db).await?.into_iter().map(Into::into).collect()))
-    })
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ApiTokenView>>, ApiError> {
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "api_token_listed",
+        &Resource::api_token(None),
+        async {
+            Ok(Json(
+                rows::list(&state.db)
+                    .await?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+            ))
+        },
+    )
     .await
 }
 
@@ -85,28 +101,47 @@ async fn create(
     caller: Caller,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<CreatedApiToken>), ApiError> {
-    attempt(&state.db, &caller, ADMIN, "api_token_created", &Resource::api_token(None), async {
-        let input: NewApiToken = body.parse()?;
-        let name = input.name.trim();
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err(ApiError::field("name", "must be 1 to 100 printable characters"));
-        }
-        let (token, hash) = new_token();
-        let id = Uuid::new_v4();
-        let mut tx = state.db.begin().await?;
-        let row = rows::insert(&mut tx, id, name, input.role.as_str(), &hash, &caller.name).await?;
-        audit::write(
-            &mut tx,
-            &audit::row(&caller, "api_token_created", &Resource::api_token(Some(id.to_string())), true,
-                json!({ "name": name, "role": input.role })),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((
-            StatusCode::CREATED,
-            Json(CreatedApiToken { info: row.into(), token: token.expose_secret().to_owned() }),
-        ))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "api_token_created",
+        &Resource::api_token(None),
+        async {
+            let input: NewApiToken = body.parse()?;
+            let name = input.name.trim();
+            if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                return Err(ApiError::field(
+                    "name",
+                    "must be 1 to 100 printable characters",
+                ));
+            }
+            let (token, hash) = new_token();
+            let id = Uuid::new_v4();
+            let mut tx = state.db.begin().await?;
+            let row =
+                rows::insert(&mut tx, id, name, input.role.as_str(), &hash, &caller.name).await?;
+            audit::write(
+                &mut tx,
+                &audit::row(
+                    &caller,
+                    "api_token_created",
+                    &Resource::api_token(Some(id.to_string())),
+                    true,
+                    json!({ "name": name, "role": input.role }),
+                ),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(CreatedApiToken {
+                    info: row.into(),
+                    token: token.expose_secret().to_owned(),
+                }),
+            ))
+        },
+    )
     .await
 }
 
@@ -114,20 +149,36 @@ async fn create(
 #[utoipa::path(delete, path = "/api/config/api-tokens/{id}", tag = "api-tokens", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn revoke(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    attempt(&state.db, &caller, ADMIN, "api_token_revoked", &Resource::api_token(Some(id.clone())), async {
-        let not_found = || ApiError::not_found("no active API token has this id");
-        let id: Uuid = id.parse().map_err(|_| not_found())?;
-        let mut tx = state.db.begin().await?;
-        let row = rows::revoke(&mut tx, id).await?.ok_or_else(not_found)?;
-        audit::write(
-            &mut tx,
-            &audit::row(&caller, "api_token_revoked", &Resource::api_token(Some(id.to_string())), true,
-                json!({ "name": row.name, "role": row.role })),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(StatusCode::NO_CONTENT)
-    })
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "api_token_revoked",
+        &Resource::api_token(Some(id.clone())),
+        async {
+            let not_found = || ApiError::not_found("no active API token has this id");
+            let id: Uuid = id.parse().map_err(|_| not_found())?;
+            let mut tx = state.db.begin().await?;
+            let row = rows::revoke(&mut tx, id).await?.ok_or_else(not_found)?;
+            audit::write(
+                &mut tx,
+                &audit::row(
+                    &caller,
+                    "api_token_revoked",
+                    &Resource::api_token(Some(id.to_string())),
+                    true,
+                    json!({ "name": row.name, "role": row.role }),
+                ),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
     .await
 }

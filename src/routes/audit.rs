@@ -99,7 +99,10 @@ fn encode_cursor(at: DateTime<Utc>, id: i64) -> String {
 fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, i64)> {
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
     let (micros, id) = text.split_once(':')?;
-    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+    Some((
+        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id.parse().ok()?,
+    ))
 }
 
 fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
@@ -125,13 +128,14 @@ fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
         }
     };
     let mut time = |field: &str, v: &Option<String>| {
-        v.as_ref().and_then(|s| match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => {
-                err(field, "expected an RFC 3339 time like 2026-01-31T12:00:00Z");
-                None
-            }
-        })
+        v.as_ref()
+            .and_then(|s| match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(_) => {
+                    err(field, "expected an RFC 3339 time like 2026-01-31T12:00:00Z");
+                    None
+                }
+            })
     };
     let since = time("since", &q.since);
     let until = time("until", &q.until);
@@ -139,7 +143,10 @@ fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
         None => 50,
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
         Some(_) => {
-            errors.push(crate::error::FieldError::new("limit", "expected a whole number from 1 to 500"));
+            errors.push(crate::error::FieldError::new(
+                "limit",
+                "expected a whole number from 1 to 500",
+            ));
             50
         }
     };
@@ -148,7 +155,10 @@ fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
         Some(c) => match decode_cursor(c) {
             Some(pos) => Some(pos),
             None => {
-                errors.push(crate::error::FieldError::new("cursor", "not a cursor this service issued"));
+                errors.push(crate::error::FieldError::new(
+                    "cursor",
+                    "not a cursor this service issued",
+                ));
                 None
             }
         },
@@ -181,27 +191,42 @@ async fn list(
     caller: Caller,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let resource = Resource { kind: "audit_log", id: None, provider: None, environment: None };
-    attempt(&state.db, &caller, &[Role::Admin, Role::Viewer], "audit_listed", &resource, async {
-        let Query(q) = query.map_err(|e| {
-            let text = e.body_text();
-            let field = text
-                .split("unknown field `")
-                .nth(1)
-                .and_then(|r| r.split('`').next())
-                .unwrap_or("query")
-                .to_owned();
-            ApiError::field(field, "unknown or malformed query parameter")
-        })?;
-        let (filter, limit) = parse_filter(q)?;
-        let mut items = rows::list(&state.db, &filter, limit + 1).await?;
-        let next_cursor = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|r| encode_cursor(r.occurred_at, r.id))
-        } else {
-            None
-        };
-        Ok(Json(AuditPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
-    })
+    let resource = Resource {
+        kind: "audit_log",
+        id: None,
+        provider: None,
+        environment: None,
+    };
+    attempt(
+        &state.db,
+        &caller,
+        &[Role::Admin, Role::Viewer],
+        "audit_listed",
+        &resource,
+        async {
+            let Query(q) = query.map_err(|e| {
+                let text = e.body_text();
+                let field = text
+                    .split("unknown field `")
+                    .nth(1)
+                    .and_then(|r| r.split('`').next())
+                    .unwrap_or("query")
+                    .to_owned();
+                ApiError::field(field, "unknown or malformed query parameter")
+            })?;
+            let (filter, limit) = parse_filter(q)?;
+            let mut items = rows::list(&state.db, &filter, limit + 1).await?;
+            let next_cursor = if items.len() as i64 > limit {
+                items.truncate(limit as usize);
+                items.last().map(|r| encode_cursor(r.occurred_at, r.id))
+            } else {
+                None
+            };
+            Ok(Json(AuditPage {
+                items: items.into_iter().map(Into::into).collect(),
+                next_cursor,
+            }))
+        },
+    )
     .await
 }

@@ -53,7 +53,11 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (db, redis) = tokio::join!(database_ok(&state), redis_ok(&state));
     let up = |r: &Result<Duration, String>| if r.is_ok() { "up" } else { "down" };
     let ok = db.is_ok() && redis.is_ok();
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(json!({
@@ -88,8 +92,18 @@ pub struct HealthReport {
 
 fn component(result: Result<Duration, String>) -> Component {
     match result {
-        Ok(d) => Component { status: "up".into(), latency_ms: Some(d.as_secs_f64() * 1000.0), detail: None, info: None },
-        Err(e) => Component { status: "down".into(), latency_ms: None, detail: Some(e), info: None },
+        Ok(d) => Component {
+            status: "up".into(),
+            latency_ms: Some(d.as_secs_f64() * 1000.0),
+            detail: None,
+            info: None,
+        },
+        Err(e) => Component {
+            status: "down".into(),
+            latency_ms: None,
+            detail: Some(e),
+            info: None,
+        },
     }
 }
 
@@ -108,12 +122,15 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
             let unknown: Vec<&String> = in_use
                 .iter()
                 .map(|(id, _)| id)
-                .filter(|id| !crate::crypto::KeyId::parse(id).is_some_and(|k| state.keyring.knows(k)))
+                .filter(|id| {
+                    !crate::crypto::KeyId::parse(id).is_some_and(|k| state.keyring.knows(k))
+                })
                 .collect();
             Component {
                 status: if unknown.is_empty() { "ok" } else { "error" }.into(),
                 latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
-                detail: (!unknown.is_empty()).then(|| format!("values sealed under unknown key ids: {unknown:?}")),
+                detail: (!unknown.is_empty())
+                    .then(|| format!("values sealed under unknown key ids: {unknown:?}")),
                 info: Some(json!({
                     "current_key_id": state.keyring.current_id().to_string(),
                     "configured_key_ids": state.keyring.ids().iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -121,18 +138,33 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
                 })),
             }
         }
-        Err(_) => Component { status: "down".into(), latency_ms: None, detail: Some("database unreachable".into()), info: None },
+        Err(_) => Component {
+            status: "down".into(),
+            latency_ms: None,
+            detail: Some("database unreachable".into()),
+            info: None,
+        },
     };
 
     let start = Instant::now();
     let migrations = match store::migration_state(&state.db).await {
         Ok((latest, applied)) => Component {
-            status: if applied == Some(latest) { "ok" } else { "pending" }.into(),
+            status: if applied == Some(latest) {
+                "ok"
+            } else {
+                "pending"
+            }
+            .into(),
             latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
             detail: (applied != Some(latest)).then(|| "run `hsq-config migrate`".to_owned()),
             info: Some(json!({ "latest": latest, "applied": applied })),
         },
-        Err(_) => Component { status: "down".into(), latency_ms: None, detail: Some("database unreachable".into()), info: None },
+        Err(_) => Component {
+            status: "down".into(),
+            latency_ms: None,
+            detail: Some("database unreachable".into()),
+            info: None,
+        },
     };
 
     let unhealthy = !db_up || migrations.status != "ok" || keyring.status != "ok";
@@ -143,7 +175,11 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
     } else {
         "healthy"
     };
-    let code = if unhealthy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let code = if unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     (
         code,
         Json(HealthReport {

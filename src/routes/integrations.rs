@@ -1,11 +1,11 @@
 //! `/api/config/integrations…`
 
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 
 use super::{ADMIN, IntegrationPath, READERS, etag, if_match};
 use crate::app::AppState;
@@ -23,7 +23,10 @@ pub fn router() -> Router<AppState> {
             "/api/config/integrations/{provider}/{environment}",
             get(read).put(replace).patch(patch).delete(remove),
         )
-        .route("/api/config/integrations/{provider}/{environment}/reveal", post(reveal))
+        .route(
+            "/api/config/integrations/{provider}/{environment}/reveal",
+            post(reveal),
+        )
 }
 
 fn with_etag(status: StatusCode, view: ConfigView) -> Response {
@@ -35,11 +38,24 @@ fn with_etag(status: StatusCode, view: ConfigView) -> Response {
 #[utoipa::path(get, path = "/api/config/integrations", tag = "integrations",
     security(("bearer" = [])),
     responses((status = 200, body = [ConfigView]), (status = 401, body = Problem)))]
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<ConfigView>>, ApiError> {
-    let resource = Resource { kind: "integration_config", id: None, provider: None, environment: None };
-    attempt(&state.db, &caller, READERS, "config_listed", &resource, async {
-        Ok(Json(integrations::list(&state.db).await?))
-    })
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ConfigView>>, ApiError> {
+    let resource = Resource {
+        kind: "integration_config",
+        id: None,
+        provider: None,
+        environment: None,
+    };
+    attempt(
+        &state.db,
+        &caller,
+        READERS,
+        "config_listed",
+        &resource,
+        async { Ok(Json(integrations::list(&state.db).await?)) },
+    )
     .await
 }
 
@@ -55,10 +71,17 @@ async fn read(
     IntegrationPath(provider, environment): IntegrationPath,
 ) -> Result<Response, ApiError> {
     let resource = Resource::integration(provider, environment);
-    attempt(&state.db, &caller, READERS, "config_read", &resource, async {
-        let view = integrations::get(&state.db, provider, environment).await?;
-        Ok(with_etag(StatusCode::OK, view))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        READERS,
+        "config_read",
+        &resource,
+        async {
+            let view = integrations::get(&state.db, provider, environment).await?;
+            Ok(with_etag(StatusCode::OK, view))
+        },
+    )
     .await
 }
 
@@ -78,16 +101,33 @@ async fn replace(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let resource = Resource::integration(provider, environment);
-    attempt(&state.db, &caller, ADMIN, "config_replaced", &resource, async {
-        let precondition = if_match(&headers)?;
-        let input: ConfigInput = body.parse()?;
-        let (view, created) = integrations::put(
-            &state.db, &state.keyring, &caller, provider, environment, input, precondition,
-        )
-        .await?;
-        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-        Ok(with_etag(status, view))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "config_replaced",
+        &resource,
+        async {
+            let precondition = if_match(&headers)?;
+            let input: ConfigInput = body.parse()?;
+            let (view, created) = integrations::put(
+                &state.db,
+                &state.keyring,
+                &caller,
+                provider,
+                environment,
+                input,
+                precondition,
+            )
+            .await?;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(with_etag(status, view))
+        },
+    )
     .await
 }
 
@@ -107,15 +147,28 @@ async fn patch(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let resource = Resource::integration(provider, environment);
-    attempt(&state.db, &caller, ADMIN, "config_patched", &resource, async {
-        let precondition = if_match(&headers)?;
-        let patch = body.value()?;
-        let view = integrations::patch(
-            &state.db, &state.keyring, &caller, provider, environment, patch, precondition,
-        )
-        .await?;
-        Ok(with_etag(StatusCode::OK, view))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "config_patched",
+        &resource,
+        async {
+            let precondition = if_match(&headers)?;
+            let patch = body.value()?;
+            let view = integrations::patch(
+                &state.db,
+                &state.keyring,
+                &caller,
+                provider,
+                environment,
+                patch,
+                precondition,
+            )
+            .await?;
+            Ok(with_etag(StatusCode::OK, view))
+        },
+    )
     .await
 }
 
@@ -132,10 +185,24 @@ async fn remove(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let resource = Resource::integration(provider, environment);
-    attempt(&state.db, &caller, ADMIN, "config_deleted", &resource, async {
-        integrations::delete(&state.db, &caller, provider, environment, if_match(&headers)?).await?;
-        Ok(StatusCode::NO_CONTENT)
-    })
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "config_deleted",
+        &resource,
+        async {
+            integrations::delete(
+                &state.db,
+                &caller,
+                provider,
+                environment,
+                if_match(&headers)?,
+            )
+            .await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
     .await
 }
 
@@ -151,8 +218,18 @@ async fn reveal(
     IntegrationPath(provider, environment): IntegrationPath,
 ) -> Result<Json<RevealedSecrets>, ApiError> {
     let resource = Resource::integration(provider, environment);
-    attempt(&state.db, &caller, &[Role::Admin, Role::Service], "secret_revealed", &resource, async {
-        Ok(Json(integrations::reveal(&state.db, &state.keyring, &caller, provider, environment).await?))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        &[Role::Admin, Role::Service],
+        "secret_revealed",
+        &resource,
+        async {
+            Ok(Json(
+                integrations::reveal(&state.db, &state.keyring, &caller, provider, environment)
+                    .await?,
+            ))
+        },
+    )
     .await
 }

@@ -27,9 +27,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IntegrationPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path((provider, environment)) = Path::<(String, String)>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::not_found("no such route"))?;
+        let Path((provider, environment)) =
+            Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::not_found("no such route"))?;
         let provider: Provider = provider.parse().map_err(ApiError::NotFound)?;
         let environment: Environment = environment.parse().map_err(ApiError::NotFound)?;
         Ok(Self(provider, environment))
@@ -41,7 +42,10 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<Precondition>, ApiError> {
     let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
         return Ok(None);
     };
-    let text = value.to_str().map_err(|_| ApiError::PreconditionFailed)?.trim();
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::PreconditionFailed)?
+        .trim();
     if text == "*" {
         return Ok(Some(Precondition::Exists));
     }

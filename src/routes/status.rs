@@ -37,27 +37,42 @@ pub struct StatusReport {
 /// Configured and enabled state of every provider × environment.
 #[utoipa::path(get, path = "/api/config/status", tag = "health", security(("bearer" = [])),
     responses((status = 200, body = StatusReport)))]
-async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<StatusReport>, ApiError> {
-    let resource = Resource { kind: "status", id: None, provider: None, environment: None };
-    attempt(&state.db, &caller, READERS, "status_read", &resource, async {
-        let rows = store::integrations::list(&state.db).await?;
-        let mut integrations = Vec::new();
-        for provider in Provider::ALL {
-            for environment in Environment::ALL {
-                let row = rows
-                    .iter()
-                    .find(|r| r.provider == provider.as_str() && r.environment == environment.as_str());
-                integrations.push(IntegrationStatus {
-                    provider,
-                    environment,
-                    configured: row.is_some(),
-                    enabled: row.is_some_and(|r| r.enabled),
-                    version: row.map(|r| r.version),
-                    updated_at: row.map(|r| r.updated_at),
-                });
+async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<StatusReport>, ApiError> {
+    let resource = Resource {
+        kind: "status",
+        id: None,
+        provider: None,
+        environment: None,
+    };
+    attempt(
+        &state.db,
+        &caller,
+        READERS,
+        "status_read",
+        &resource,
+        async {
+            let rows = store::integrations::list(&state.db).await?;
+            let mut integrations = Vec::new();
+            for provider in Provider::ALL {
+                for environment in Environment::ALL {
+                    let row = rows.iter().find(|r| {
+                        r.provider == provider.as_str() && r.environment == environment.as_str()
+                    });
+                    integrations.push(IntegrationStatus {
+                        provider,
+                        environment,
+                        configured: row.is_some(),
+                        enabled: row.is_some_and(|r| r.enabled),
+                        version: row.map(|r| r.version),
+                        updated_at: row.map(|r| r.updated_at),
+                    });
+                }
             }
-        }
-        Ok(Json(StatusReport { integrations }))
-    })
+            Ok(Json(StatusReport { integrations }))
+        },
+    )
     .await
 }

@@ -19,11 +19,15 @@ use crate::webhooks::{self, WebhookInput, WebhookView};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/config/webhooks", get(list).post(create))
-        .route("/api/config/webhooks/{id}", get(read).patch(patch).delete(remove))
+        .route(
+            "/api/config/webhooks/{id}",
+            get(read).patch(patch).delete(remove),
+        )
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    id.parse().map_err(|_| ApiError::not_found("no webhook configuration has this id"))
+    id.parse()
+        .map_err(|_| ApiError::not_found("no webhook configuration has this id"))
 }
 
 fn with_etag(status: StatusCode, view: WebhookView) -> Response {
@@ -33,10 +37,18 @@ fn with_etag(status: StatusCode, view: WebhookView) -> Response {
 /// Every webhook configuration, secrets masked.
 #[utoipa::path(get, path = "/api/config/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, body = [WebhookView])))]
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<WebhookView>>, ApiError> {
-    attempt(&state.db, &caller, READERS, "webhook_listed", &Resource::webhook(None), async {
-        Ok(Json(webhooks::list(&state.db).await?))
-    })
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<WebhookView>>, ApiError> {
+    attempt(
+        &state.db,
+        &caller,
+        READERS,
+        "webhook_listed",
+        &Resource::webhook(None),
+        async { Ok(Json(webhooks::list(&state.db).await?)) },
+    )
     .await
 }
 
@@ -44,12 +56,23 @@ async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<
 #[utoipa::path(post, path = "/api/config/webhooks", tag = "webhooks", security(("bearer" = [])),
     request_body = WebhookInput,
     responses((status = 201, body = WebhookView), (status = 422, body = Problem)))]
-async fn create(State(state): State<AppState>, caller: Caller, body: JsonBody) -> Result<Response, ApiError> {
-    attempt(&state.db, &caller, ADMIN, "webhook_created", &Resource::webhook(None), async {
-        let input: WebhookInput = body.parse()?;
-        let view = webhooks::create(&state.db, &state.keyring, &caller, input).await?;
-        Ok(with_etag(StatusCode::CREATED, view))
-    })
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "webhook_created",
+        &Resource::webhook(None),
+        async {
+            let input: WebhookInput = body.parse()?;
+            let view = webhooks::create(&state.db, &state.keyring, &caller, input).await?;
+            Ok(with_etag(StatusCode::CREATED, view))
+        },
+    )
     .await
 }
 
@@ -57,10 +80,24 @@ async fn create(State(state): State<AppState>, caller: Caller, body: JsonBody) -
 #[utoipa::path(get, path = "/api/config/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = WebhookView), (status = 404, body = Problem)))]
-async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
-    attempt(&state.db, &caller, READERS, "webhook_read", &Resource::webhook(Some(id.clone())), async {
-        Ok(with_etag(StatusCode::OK, webhooks::get(&state.db, parse_id(&id)?).await?))
-    })
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    attempt(
+        &state.db,
+        &caller,
+        READERS,
+        "webhook_read",
+        &Resource::webhook(Some(id.clone())),
+        async {
+            Ok(with_etag(
+                StatusCode::OK,
+                webhooks::get(&state.db, parse_id(&id)?).await?,
+            ))
+        },
+    )
     .await
 }
 
@@ -77,14 +114,29 @@ async fn patch(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    attempt(&state.db, &caller, ADMIN, "webhook_updated", &Resource::webhook(Some(id.clone())), async {
-        let expected = match if_match(&headers)? {
-            Some(Precondition::Version(v)) => Some(v),
-            _ => None,
-        };
-        let view = webhooks::patch(&state.db, &state.keyring, &caller, parse_id(&id)?, body.value()?, expected).await?;
-        Ok(with_etag(StatusCode::OK, view))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "webhook_updated",
+        &Resource::webhook(Some(id.clone())),
+        async {
+            let expected = match if_match(&headers)? {
+                Some(Precondition::Version(v)) => Some(v),
+                _ => None,
+            };
+            let view = webhooks::patch(
+                &state.db,
+                &state.keyring,
+                &caller,
+                parse_id(&id)?,
+                body.value()?,
+                expected,
+            )
+            .await?;
+            Ok(with_etag(StatusCode::OK, view))
+        },
+    )
     .await
 }
 
@@ -92,10 +144,21 @@ async fn patch(
 #[utoipa::path(delete, path = "/api/config/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    attempt(&state.db, &caller, ADMIN, "webhook_deleted", &Resource::webhook(Some(id.clone())), async {
-        webhooks::delete(&state.db, &caller, parse_id(&id)?).await?;
-        Ok(StatusCode::NO_CONTENT)
-    })
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "webhook_deleted",
+        &Resource::webhook(Some(id.clone())),
+        async {
+            webhooks::delete(&state.db, &caller, parse_id(&id)?).await?;
+            Ok(StatusCode::NO_CONTENT)
+        },
+    )
     .await
 }

@@ -80,7 +80,11 @@ pub struct AuditFilter {
 }
 
 /// Newest first, at most `limit` rows.
-pub async fn list(db: &PgPool, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
+pub async fn list(
+    db: &PgPool,
+    filter: &AuditFilter,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
     let mut q: QueryBuilder<Postgres> =
         QueryBuilder::new("SELECT * FROM configuration_audit_logs WHERE true");
     if let Some(v) = &filter.provider {
@@ -114,6 +118,7 @@ pub async fn list(db: &PgPool, filter: &AuditFilter, limit: i64) -> Result<Vec<A
             .push_bind(id)
             .push(")");
     }
-    q.push(" ORDER BY occurred_at DESC, id DESC LIMIT ").push_bind(limit);
+    q.push(" ORDER BY occurred_at DESC, id DESC LIMIT ")
+        .push_bind(limit);
     q.build_query_as().fetch_all(db).await
 }

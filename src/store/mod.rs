@@ -35,10 +35,9 @@ pub fn pool(settings: &Settings) -> anyhow::Result<PgPool> {
 /// The newest migration this build knows, and whether the database has applied it.
 pub async fn migration_state(db: &PgPool) -> Result<(i64, Option<i64>), sqlx::Error> {
     let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    let applied: Option<i64> = sqlx::query_scalar(
-        "SELECT max(version) FROM _sqlx_migrations WHERE success",
-    )
-    .fetch_one(db)
-    .await?;
+    let applied: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(db)
+            .await?;
     Ok((latest, applied))
 }

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The server that tests create their databases on.
 pub fn postgres_base() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub fn redis_url() -> String {
@@ -56,7 +57,9 @@ impl TestDb {
             .await
             .expect("create the test database");
         let url = format!("{}/{name}", postgres_base());
-        let pool = PgPool::connect(&url).await.expect("connect to the test database");
+        let pool = PgPool::connect(&url)
+            .await
+            .expect("connect to the test database");
         Self { name, url, pool }
     }
 }
@@ -67,11 +70,16 @@ impl Drop for TestDb {
         let base = postgres_base();
         // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async {
                 if let Ok(mut admin) = PgConnection::connect(&format!("{base}/postgres")).await {
                     let _ = admin
-                        .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+                        .execute(
+                            format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
+                        )
                         .await;
                 }
             });
@@ -82,9 +90,17 @@ impl Drop for TestDb {
 
 /// Deletes every Redis key under a prefix.
 pub async fn clear_redis_prefix(prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url()) else { return };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap_or_default();
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
     if !keys.is_empty() {
         let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
     }
@@ -95,9 +111,20 @@ pub fn base_vars(db_url: &str) -> HashMap<String, String> {
     HashMap::from([
         ("DATABASE_URL".into(), db_url.to_owned()),
         ("REDIS_URL".into(), redis_url()),
-        ("REDIS_KEY_PREFIX".into(), format!("hsqtest:{}:", random_suffix())),
+        (
+            "REDIS_KEY_PREFIX".into(),
+            format!("hsqtest:{}:", random_suffix()),
+        ),
         ("ENCRYPTION_KEY".into(), random_key()),
-        ("ADMIN_API_TOKEN".into(), format!("admin-{}-{}-{}", random_suffix(), random_suffix(), random_suffix())),
+        (
+            "ADMIN_API_TOKEN".into(),
+            format!(
+                "admin-{}-{}-{}",
+                random_suffix(),
+                random_suffix(),
+                random_suffix()
+            ),
+        ),
         ("PORT".into(), "0".into()),
         ("BIND_ADDRESS".into(), "127.0.0.1".into()),
         ("CONFIGURATION_API_RATE_LIMIT".into(), "1000".into()),
@@ -127,7 +154,10 @@ impl TestApp {
         let (address, stop) = start(&vars).await.expect("the test app starts");
         Self {
             address,
-            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
             admin_token: vars["ADMIN_API_TOKEN"].clone(),
             vars,
             db,
@@ -145,33 +175,58 @@ impl TestApp {
     }
 
     pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(token)
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.request(Method::GET, path, &self.admin_token).send().await.expect("GET")
+        self.request(Method::GET, path, &self.admin_token)
+            .send()
+            .await
+            .expect("GET")
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> Response {
-        self.request(Method::PUT, path, &self.admin_token).json(body).send().await.expect("PUT")
+        self.request(Method::PUT, path, &self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .expect("PUT")
     }
 
     pub async fn patch_json(&self, path: &str, body: &Value) -> Response {
-        self.request(Method::PATCH, path, &self.admin_token).json(body).send().await.expect("PATCH")
+        self.request(Method::PATCH, path, &self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .expect("PATCH")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.request(Method::POST, path, &self.admin_token).json(body).send().await.expect("POST")
+        self.request(Method::POST, path, &self.admin_token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn delete(&self, path: &str) -> Response {
-        self.request(Method::DELETE, path, &self.admin_token).send().await.expect("DELETE")
+        self.request(Method::DELETE, path, &self.admin_token)
+            .send()
+            .await
+            .expect("DELETE")
     }
 
     /// Creates an API token with `role` and returns the token.
     pub async fn token(&self, role: &str) -> String {
         let name = format!("{role}-{}", random_suffix());
-        let r = self.post_json("/api/config/api-tokens", &serde_json::json!({"name": name, "role": role})).await;
+        let r = self
+            .post_json(
+                "/api/config/api-tokens",
+                &serde_json::json!({"name": name, "role": role}),
+            )
+            .await;
         assert_eq!(r.status(), 201, "create {role} token");
         let body: Value = r.json().await.expect("json");
         body["token"].as_str().expect("token").to_owned()
@@ -188,10 +243,6 @@ impl TestApp {
         .await
         .expect("count audit rows")
     }
-
-    pub fn prefix(&self) -> &str {
-        &self.vars["REDIS_KEY_PREFIX"]
-    }
 }
 
 impl Drop for TestApp {
@@ -199,7 +250,10 @@ impl Drop for TestApp {
         self.stop.cancel();
         let prefix = self.vars["REDIS_KEY_PREFIX"].clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(clear_redis_prefix(&prefix));
         })
         .join();
@@ -215,7 +269,9 @@ pub async fn start(vars: &HashMap<String, String>) -> anyhow::Result<(String, Ca
     let stop = CancellationToken::new();
     let token = stop.clone();
     tokio::spawn(async move {
-        let _ = app.run_until_stopped(async move { token.cancelled().await }).await;
+        let _ = app
+            .run_until_stopped(async move { token.cancelled().await })
+            .await;
     });
     Ok((address, stop))
 }
@@ -223,7 +279,12 @@ pub async fn start(vars: &HashMap<String, String>) -> anyhow::Result<(String, Ca
 /// The body of a problem response, after checking its status and content type.
 pub async fn problem(r: Response, status: u16) -> Value {
     assert_eq!(r.status(), status, "status");
-    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     assert_eq!(ct, "application/problem+json");
     r.json().await.expect("problem json")
 }
@@ -232,7 +293,11 @@ pub async fn problem(r: Response, status: u16) -> Value {
 pub fn fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
-        .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

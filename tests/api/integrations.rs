@@ -45,24 +45,50 @@ async fn each_provider_round_trips_with_secrets_masked_everywhere_but_reveal() {
         assert_eq!(read.status(), 200);
         assert_eq!(read.headers()["etag"], "\"1\"");
         let read_text = read.text().await.expect("body");
-        let list_text = app.get("/api/config/integrations").await.text().await.expect("body");
+        let list_text = app
+            .get("/api/config/integrations")
+            .await
+            .text()
+            .await
+            .expect("body");
         for secret in &plaintexts {
-            for (what, text) in [("create", &created), ("read", &read_text), ("list", &list_text)] {
-                assert!(!text.contains(secret), "{provider} {what} response holds a plaintext secret");
+            for (what, text) in [
+                ("create", &created),
+                ("read", &read_text),
+                ("list", &list_text),
+            ] {
+                assert!(
+                    !text.contains(secret),
+                    "{provider} {what} response holds a plaintext secret"
+                );
             }
         }
         let read: Value = serde_json::from_str(&read_text).expect("json");
         assert_eq!(read["provider"], provider);
         for (name, masked) in read["secrets"].as_object().expect("secrets") {
             let masked = masked.as_str().expect("masked string");
-            assert!(masked.contains("***"), "{provider}.{name} is masked: {masked}");
+            assert!(
+                masked.contains("***"),
+                "{provider}.{name} is masked: {masked}"
+            );
         }
 
-        let revealed = app.request(reqwest::Method::POST, &format!("{path}/reveal"), &app.admin_token).send().await.expect("reveal");
+        let revealed = app
+            .request(
+                reqwest::Method::POST,
+                &format!("{path}/reveal"),
+                &app.admin_token,
+            )
+            .send()
+            .await
+            .expect("reveal");
         assert_eq!(revealed.status(), 200);
         assert_eq!(revealed.headers()["cache-control"], "no-store");
         let revealed: Value = revealed.json().await.expect("json");
-        assert_eq!(revealed["secrets"], body["secrets"], "{provider} reveal returns the plaintext");
+        assert_eq!(
+            revealed["secrets"], body["secrets"],
+            "{provider} reveal returns the plaintext"
+        );
 
         // Replace keeps the id, bumps the version.
         let replaced = app.put_json(&path, &body).await;
@@ -82,9 +108,17 @@ async fn each_provider_round_trips_with_secrets_masked_everywhere_but_reveal() {
 #[tokio::test]
 async fn quickbooks_gets_its_default_scope() {
     let app = TestApp::spawn().await;
-    let r = app.put_json("/api/config/integrations/quickbooks/production", &json!({"settings": {"realm_id": "123"}})).await;
+    let r = app
+        .put_json(
+            "/api/config/integrations/quickbooks/production",
+            &json!({"settings": {"realm_id": "123"}}),
+        )
+        .await;
     let body: Value = r.json().await.expect("json");
-    assert_eq!(body["settings"]["scopes"], "com.intuit.quickbooks.accounting");
+    assert_eq!(
+        body["settings"]["scopes"],
+        "com.intuit.quickbooks.accounting"
+    );
 }
 
 #[tokio::test]
@@ -101,11 +135,19 @@ async fn merge_patch_changes_only_what_it_names() {
     assert_eq!(body["enabled"], false);
     assert_eq!(body["version"], 2);
     assert!(body["settings"].get("account_id").is_none());
-    assert_eq!(body["settings"]["publishable_key"], "pk_test_abcdefghijklmnop");
+    assert_eq!(
+        body["settings"]["publishable_key"],
+        "pk_test_abcdefghijklmnop"
+    );
     assert!(body["secrets"].get("webhook_secret").is_none());
     assert!(body["secrets"].get("secret_key").is_some());
 
-    let revealed: Value = app.post_json(&format!("{path}/reveal"), &json!({})).await.json().await.expect("json");
+    let revealed: Value = app
+        .post_json(&format!("{path}/reveal"), &json!({}))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(revealed["secrets"], json!({"secret_key": STRIPE_TEST_KEY}));
 
     // The audit row names the changed fields, with plain values only for settings.
@@ -115,12 +157,31 @@ async fn merge_patch_changes_only_what_it_names() {
     .fetch_one(&app.db.pool)
     .await
     .expect("audit row");
-    let changed: Vec<&str> = details["changed_fields"].as_array().expect("list").iter().filter_map(Value::as_str).collect();
-    assert_eq!(changed, ["enabled", "secrets.webhook_secret", "settings.account_id"]);
-    assert_eq!(details["changes"]["settings.account_id"]["before"], "acct_123");
+    let changed: Vec<&str> = details["changed_fields"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        changed,
+        ["enabled", "secrets.webhook_secret", "settings.account_id"]
+    );
+    assert_eq!(
+        details["changes"]["settings.account_id"]["before"],
+        "acct_123"
+    );
     assert!(!details.to_string().contains("whsec_"));
 
-    problem(app.patch_json("/api/config/integrations/hubspot/sandbox", &json!({"enabled": true})).await, 404).await;
+    problem(
+        app.patch_json(
+            "/api/config/integrations/hubspot/sandbox",
+            &json!({"enabled": true}),
+        )
+        .await,
+        404,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -130,19 +191,39 @@ async fn a_stale_if_match_is_refused_and_changes_nothing() {
     app.put_json(path, &sample("stripe").0).await;
     app.patch_json(path, &json!({"enabled": false})).await; // version 2
 
-    for (method, body) in [(reqwest::Method::PUT, sample("stripe").0), (reqwest::Method::PATCH, json!({"enabled": true}))] {
-        let r = app.request(method.clone(), path, &app.admin_token).header("if-match", "\"1\"").json(&body).send().await.expect("send");
+    for (method, body) in [
+        (reqwest::Method::PUT, sample("stripe").0),
+        (reqwest::Method::PATCH, json!({"enabled": true})),
+    ] {
+        let r = app
+            .request(method.clone(), path, &app.admin_token)
+            .header("if-match", "\"1\"")
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
         let p = problem(r, 412).await;
         assert_eq!(p["code"], "precondition_failed", "{method}");
     }
-    let r = app.request(reqwest::Method::DELETE, path, &app.admin_token).header("if-match", "\"1\"").send().await.expect("send");
+    let r = app
+        .request(reqwest::Method::DELETE, path, &app.admin_token)
+        .header("if-match", "\"1\"")
+        .send()
+        .await
+        .expect("send");
     problem(r, 412).await;
 
     let current: Value = app.get(path).await.json().await.expect("json");
     assert_eq!(current["version"], 2);
     assert_eq!(current["enabled"], false);
 
-    let r = app.request(reqwest::Method::PATCH, path, &app.admin_token).header("if-match", "\"2\"").json(&json!({"enabled": true})).send().await.expect("send");
+    let r = app
+        .request(reqwest::Method::PATCH, path, &app.admin_token)
+        .header("if-match", "\"2\"")
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
     assert_eq!(app.audit_count("config_patched", Some(false)).await, 1);
 }
@@ -155,40 +236,140 @@ async fn each_bad_input_class_is_422_with_the_field_named_and_nothing_changes() 
     let before: Value = app.get(stripe).await.json().await.expect("json");
 
     let cases = [
-        (stripe, json!({"secrets": {"secret_key": "sk_live_51LiveKeyInSandbox0000"}}), "secrets.secret_key"),
-        ("/api/config/integrations/stripe/production", json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}), "secrets.secret_key"),
-        (stripe, json!({"secrets": {"secret_key": "pk_test_wrongPrefix00000000"}}), "secrets.secret_key"),
-        (stripe, json!({"settings": {"account_id": "12345"}}), "settings.account_id"),
-        (stripe, json!({"settings": {"publishable_key": "pk_live_abcdefghijklmnop"}}), "settings.publishable_key"),
-        (stripe, json!({"settings": {"colour": "blue"}}), "settings.colour"),
-        (stripe, json!({"settings": {"secret_key": STRIPE_TEST_KEY}}), "settings.secret_key"),
-        (stripe, json!({"secrets": {"webhook_secret": "nothook_123456789"}}), "secrets.webhook_secret"),
+        (
+            stripe,
+            json!({"secrets": {"secret_key": "sk_live_51LiveKeyInSandbox0000"}}),
+            "secrets.secret_key",
+        ),
+        (
+            "/api/config/integrations/stripe/production",
+            json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}),
+            "secrets.secret_key",
+        ),
+        (
+            stripe,
+            json!({"secrets": {"secret_key": "pk_test_wrongPrefix00000000"}}),
+            "secrets.secret_key",
+        ),
+        (
+            stripe,
+            json!({"settings": {"account_id": "12345"}}),
+            "settings.account_id",
+        ),
+        (
+            stripe,
+            json!({"settings": {"publishable_key": "pk_live_abcdefghijklmnop"}}),
+            "settings.publishable_key",
+        ),
+        (
+            stripe,
+            json!({"settings": {"colour": "blue"}}),
+            "settings.colour",
+        ),
+        (
+            stripe,
+            json!({"settings": {"secret_key": STRIPE_TEST_KEY}}),
+            "settings.secret_key",
+        ),
+        (
+            stripe,
+            json!({"secrets": {"webhook_secret": "nothook_123456789"}}),
+            "secrets.webhook_secret",
+        ),
         (stripe, json!({"surprise": true}), "surprise"),
         (stripe, json!({"enabled": "yes"}), "enabled"),
-        ("/api/config/integrations/hubspot/sandbox", json!({"secrets": {"private_app_token": "token-without-prefix"}}), "secrets.private_app_token"),
-        ("/api/config/integrations/quickbooks/sandbox", json!({"settings": {"realm_id": "abc"}}), "settings.realm_id"),
+        (
+            "/api/config/integrations/hubspot/sandbox",
+            json!({"secrets": {"private_app_token": "token-without-prefix"}}),
+            "secrets.private_app_token",
+        ),
+        (
+            "/api/config/integrations/quickbooks/sandbox",
+            json!({"settings": {"realm_id": "abc"}}),
+            "settings.realm_id",
+        ),
     ];
     for (path, body, field) in cases {
         let p = problem(app.put_json(path, &body).await, 422).await;
         assert_eq!(p["code"], "validation_failed");
-        assert!(fields(&p).contains(&field.to_owned()), "{body} → {:?}", fields(&p));
-        assert!(!p.to_string().contains("sk_live_51Live"), "the error echoes no value");
+        assert!(
+            fields(&p).contains(&field.to_owned()),
+            "{body} → {:?}",
+            fields(&p)
+        );
+        assert!(
+            !p.to_string().contains("sk_live_51Live"),
+            "the error echoes no value"
+        );
     }
-    let p = problem(app.patch_json(stripe, &json!({"secrets": {"secret_key": "sk_live_51LiveKeyInSandbox0000"}})).await, 422).await;
+    let p = problem(
+        app.patch_json(
+            stripe,
+            &json!({"secrets": {"secret_key": "sk_live_51LiveKeyInSandbox0000"}}),
+        )
+        .await,
+        422,
+    )
+    .await;
     assert_eq!(fields(&p), ["secrets.secret_key"]);
 
     let after: Value = app.get(stripe).await.json().await.expect("json");
     assert_eq!(before, after, "refused input changed nothing");
-    let configs: i64 = sqlx::query_scalar("SELECT count(*) FROM integration_configs").fetch_one(&app.db.pool).await.expect("count");
+    let configs: i64 = sqlx::query_scalar("SELECT count(*) FROM integration_configs")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
     assert_eq!(configs, 1);
     assert_eq!(app.audit_count("config_replaced", Some(false)).await, 12);
 
     // Malformed JSON and a wrong content type are refused too.
-    let r = app.request(reqwest::Method::PUT, stripe, &app.admin_token).header("content-type", "application/json").body("{not json").send().await.expect("send");
+    let r = app
+        .request(reqwest::Method::PUT, stripe, &app.admin_token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
     problem(r, 400).await;
-    let r = app.request(reqwest::Method::PUT, stripe, &app.admin_token).header("content-type", "text/plain").body("{}").send().await.expect("send");
+    let r = app
+        .request(reqwest::Method::PUT, stripe, &app.admin_token)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
     problem(r, 415).await;
     // Unknown provider or environment in the path.
-    problem(app.put_json("/api/config/integrations/xero/sandbox", &json!({})).await, 404).await;
-    problem(app.get("/api/config/integrations/stripe/staging").await, 404).await;
+    problem(
+        app.put_json("/api/config/integrations/xero/sandbox", &json!({}))
+            .await,
+        404,
+    )
+    .await;
+    problem(
+        app.get("/api/config/integrations/stripe/staging").await,
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn replicas_share_state_through_the_database() {
+    let app = TestApp::spawn().await;
+    let (other, stop) = app.sibling().await;
+    app.put_json(
+        "/api/config/integrations/stripe/sandbox",
+        &sample("stripe").0,
+    )
+    .await;
+    let r = app
+        .client
+        .get(format!("{other}/api/config/integrations/stripe/sandbox"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"], "\"1\"");
+    stop.cancel();
 }

@@ -1,0 +1,176 @@
+//! The audit log: filters, pagination, and changes that cannot be audited do not happen.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{STRIPE_TEST_KEY, TestApp, problem};
+
+async fn page(app: &TestApp, query: &str) -> Value {
+    let r = app.get(&format!("/api/config/audit?{query}")).await;
+    assert_eq!(r.status(), 200, "{query}");
+    r.json().await.expect("json")
+}
+
+fn actions(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["action"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn filters_and_cursor_pagination_walk_the_log_newest_first() {
+    let app = TestApp::spawn().await;
+    let stripe = "/api/config/integrations/stripe/sandbox";
+    let qb = "/api/config/integrations/quickbooks/production";
+    app.put_json(stripe, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
+        .await;
+    app.put_json(qb, &json!({"settings": {"realm_id": "42"}}))
+        .await;
+    for _ in 0..3 {
+        app.post_json(&format!("{stripe}/reveal"), &json!({})).await;
+    }
+    app.put_json(stripe, &json!({"secrets": {"secret_key": "sk_live_x"}}))
+        .await; // refused
+    app.delete(qb).await;
+
+    let all = page(&app, "limit=500").await;
+    assert_eq!(
+        actions(&all),
+        [
+            "config_deleted",
+            "config_replaced",
+            "secret_revealed",
+            "secret_revealed",
+            "secret_revealed",
+            "config_created",
+            "config_created"
+        ]
+    );
+    let first = &all["items"][6];
+    assert_eq!(first["actor"], "bootstrap-admin");
+    assert_eq!(first["actor_ip"], "127.0.0.1");
+    assert!(first["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(first["user_agent"].is_string() || first["user_agent"].is_null());
+
+    // Walk two at a time: same rows, same order, then no cursor.
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("limit=2&cursor={c}"),
+            None => "limit=2".to_owned(),
+        };
+        let p = page(&app, &q).await;
+        walked.extend(actions(&p));
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(walked, actions(&all));
+
+    assert_eq!(
+        actions(&page(&app, "provider=quickbooks").await),
+        ["config_deleted", "config_created"]
+    );
+    assert_eq!(
+        page(&app, "action=secret_revealed&environment=sandbox").await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        actions(&page(&app, "success=false").await),
+        ["config_replaced"]
+    );
+    assert_eq!(
+        page(&app, "actor=nobody").await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    assert_eq!(
+        page(&app, "resource_id=quickbooks/production").await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        page(&app, "since=2999-01-01T00:00:00Z").await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    assert_eq!(
+        page(&app, "until=2000-01-01T00:00:00Z").await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+
+    for (query, field) in [
+        ("limit=501", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("since=yesterday", "since"),
+        ("success=maybe", "success"),
+        ("provider=xero", "provider"),
+        ("colour=red", "colour"),
+    ] {
+        let p = problem(app.get(&format!("/api/config/audit?{query}")).await, 422).await;
+        assert_eq!(p["errors"][0]["field"], field, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn when_the_audit_row_cannot_be_written_the_change_is_rolled_back_with_503() {
+    let app = TestApp::spawn().await;
+    let path = "/api/config/integrations/stripe/sandbox";
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'audit storage unavailable'; END $$;
+         CREATE TRIGGER refuse_audit BEFORE INSERT ON configuration_audit_logs
+           FOR EACH ROW EXECUTE FUNCTION refuse_audit();",
+    )
+    .execute(&app.db.pool)
+    .await
+    .expect("install trigger");
+
+    let r = app
+        .put_json(path, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
+        .await;
+    assert!(r.headers().contains_key("retry-after"));
+    let p = problem(r, 503).await;
+    assert_eq!(p["code"], "audit_unavailable");
+    assert!(
+        !p.to_string().contains("audit storage unavailable"),
+        "no internals in a 5xx body"
+    );
+    let configs: i64 = sqlx::query_scalar("SELECT count(*) FROM integration_configs")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(configs, 0, "the change was rolled back");
+
+    sqlx::raw_sql("DROP TRIGGER refuse_audit ON configuration_audit_logs")
+        .execute(&app.db.pool)
+        .await
+        .expect("drop trigger");
+    assert_eq!(
+        app.put_json(path, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
+            .await
+            .status(),
+        201
+    );
+
+    // A reveal that cannot be audited returns no secret.
+    sqlx::raw_sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON configuration_audit_logs FOR EACH ROW EXECUTE FUNCTION refuse_audit()")
+        .execute(&app.db.pool)
+        .await
+        .expect("trigger again");
+    let r = app.post_json(&format!("{path}/reveal"), &json!({})).await;
+    let body = r.text().await.expect("body");
+    assert!(!body.contains(STRIPE_TEST_KEY));
+    assert!(body.contains("audit_unavailable"));
+}

@@ -1,0 +1,129 @@
+//! A secret canary: through create, reveal and error paths at LOG_LEVEL=trace, the secret
+//! never reaches a log line.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::helpers::{TestDb, base_vars};
+
+const CANARY: &str = "sk_test_CANARY7f3a9c1e5b2d8f40aa";
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_even_at_trace() {
+    let db = TestDb::new().await;
+    let mut vars = base_vars(&db.url);
+    vars.insert("LOG_LEVEL".into(), "trace".into());
+    vars.insert("LOG_FORMAT".into(), "json".into());
+    let admin = vars["ADMIN_API_TOKEN"].clone();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hsq-config"))
+        .arg("serve")
+        .env_clear()
+        .envs(vars.iter())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the binary");
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+    let mut addr_tx = Some(addr_tx);
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        let mut out = stdout.lines();
+        while let Ok(Some(line)) = out.next_line().await {
+            if line.contains("hsq-config listening") {
+                if let Some(addr) = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v["addr"].as_str().map(str::to_owned))
+                {
+                    if let Some(tx) = addr_tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+            sink.lock().expect("lock").push(line);
+        }
+    });
+    let sink = lines.clone();
+    tokio::spawn(async move {
+        let mut err = stderr.lines();
+        while let Ok(Some(line)) = err.next_line().await {
+            sink.lock().expect("lock").push(line);
+        }
+    });
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(30), addr_rx)
+        .await
+        .expect("the binary starts")
+        .expect("address");
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    let path = format!("{base}/api/config/integrations/stripe/sandbox");
+
+    // Create, read, reveal, patch, and the error paths: bad prefix, wrong environment,
+    // malformed body, unknown field, wrong role.
+    let calls = [
+        client
+            .put(&path)
+            .bearer_auth(&admin)
+            .json(&json!({"secrets": {"secret_key": CANARY}})),
+        client.get(&path).bearer_auth(&admin),
+        client.post(format!("{path}/reveal")).bearer_auth(&admin),
+        client
+            .patch(&path)
+            .bearer_auth(&admin)
+            .json(&json!({"secrets": {"webhook_secret": format!("whsec_{CANARY}")}})),
+        client
+            .put(&path)
+            .bearer_auth(&admin)
+            .json(&json!({"secrets": {"secret_key": format!("pk_{CANARY}")}})),
+        client
+            .put(format!("{base}/api/config/integrations/stripe/production"))
+            .bearer_auth(&admin)
+            .json(&json!({"secrets": {"secret_key": CANARY}})),
+        client
+            .put(&path)
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(format!("{{\"secrets\": {{\"secret_key\": \"{CANARY}\"")),
+        client
+            .put(&path)
+            .bearer_auth(&admin)
+            .json(&json!({"enabled": CANARY})),
+        client
+            .put(&path)
+            .bearer_auth(CANARY)
+            .json(&json!({"secrets": {"secret_key": CANARY}})),
+    ];
+    for call in calls {
+        call.send().await.expect("send");
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+
+    let lines = lines.lock().expect("lock").clone();
+    assert!(
+        lines.len() > 20,
+        "trace logging produced output ({} lines)",
+        lines.len()
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("request finished")),
+        "request lines are logged"
+    );
+    let leaks: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("CANARY7f3a9c1e5b2d8f40aa"))
+        .collect();
+    assert!(leaks.is_empty(), "the secret reached the log: {leaks:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains(&admin)),
+        "the admin token reached the log"
+    );
+}

@@ -16,13 +16,14 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::breaker::Breakers;
 use crate::config::Settings;
 use crate::crypto::KeyRing;
 use crate::json::BodyLimit;
 use crate::middleware::{self, ClientKey};
 use crate::redis_store::Redis;
 use crate::routes;
-use crate::{auth, keyring_check, store};
+use crate::{auth, keyring_check, monitor, store};
 
 /// Shared by every handler through `State`.
 #[derive(Clone, FromRef)]
@@ -32,6 +33,10 @@ pub struct AppState {
     pub keyring: KeyRing,
     pub settings: Arc<Settings>,
     pub admin_token_hash: Option<Arc<Vec<u8>>>,
+    /// Client for provider calls; each call sets its own deadline.
+    pub http: reqwest::Client,
+    pub breakers: Arc<Breakers>,
+    pub monitor_last: Arc<tokio::sync::Mutex<Option<crate::monitor::MonitorRound>>>,
 }
 
 /// A built application: listener bound, schema migrated, keyring verified.
@@ -59,16 +64,27 @@ impl Application {
                 "ENCRYPTION_KEY is a passphrase stretched with Argon2id; prefer 32 random bytes (`openssl rand -base64 32`)"
             );
         }
+        crate::metrics::init();
+        let redis = Redis::new(&settings)?;
         let state = AppState {
             db,
-            redis: Redis::new(&settings)?,
+            breakers: Arc::new(Breakers::new(redis.clone(), settings.breaker)),
+            redis,
             keyring: settings.keyring.clone(),
             admin_token_hash: auth::admin_token_hash(settings.admin_api_token.as_ref())
                 .map(Arc::new),
+            http: reqwest::Client::builder()
+                .user_agent(concat!("hsq-config/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10))
+                .build()?,
+            monitor_last: Arc::new(tokio::sync::Mutex::new(None)),
             settings: Arc::new(settings),
         };
         let background = CancellationToken::new();
         let router = router(state.clone(), &background);
+        if state.settings.health_monitor_enabled {
+            monitor::spawn(state.clone(), background.clone());
+        }
         let addr = SocketAddr::new(state.settings.bind_address, state.settings.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -186,6 +202,7 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
         .merge(api)
         .merge(routes::health::router())
         .merge(routes::docs::router())
+        .merge(routes::metrics::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .with_state(state);

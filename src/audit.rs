@@ -73,10 +73,11 @@ pub fn row(
 /// Writes an audit row inside the caller's transaction. If it fails, the change must not
 /// happen: the error is a 503 and the transaction is rolled back when dropped.
 pub async fn write(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), ApiError> {
-    rows::insert(conn, row)
-        .await
-        .map(|_| ())
-        .map_err(ApiError::AuditUnavailable)
+    let result = rows::insert(conn, row).await;
+    crate::metrics::AUDIT_WRITES
+        .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
+        .inc();
+    result.map(|_| ()).map_err(ApiError::AuditUnavailable)
 }
 
 /// Records a refused attempt (403, 412, 409, 422) on its own; a failure here is logged,

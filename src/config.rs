@@ -57,6 +57,20 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub run_migrations: bool,
     pub metrics_token: Option<SecretString>,
+    pub providers: ProviderUrls,
+    pub validation_timeout: Duration,
+    pub health_check_interval: Duration,
+    pub health_monitor_enabled: bool,
+    pub breaker: crate::breaker::BreakerConfig,
+}
+
+/// Provider API base URLs; the defaults are the real hosts, overridden for sandboxes and tests.
+#[derive(Debug, Clone)]
+pub struct ProviderUrls {
+    pub stripe_api: reqwest::Url,
+    pub hubspot_api: reqwest::Url,
+    pub quickbooks_api: reqwest::Url,
+    pub quickbooks_sandbox_api: reqwest::Url,
 }
 
 impl std::fmt::Debug for Settings {
@@ -76,6 +90,10 @@ impl std::fmt::Debug for Settings {
             .field("request_body_limit", &self.request_body_limit)
             .field("request_timeout", &self.request_timeout)
             .field("run_migrations", &self.run_migrations)
+            .field("providers", &self.providers)
+            .field("validation_timeout", &self.validation_timeout)
+            .field("health_check_interval", &self.health_check_interval)
+            .field("breaker", &self.breaker)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +186,26 @@ impl<'a> Source<'a> {
                 )),
             },
         }
+    }
+
+    /// An absolute http(s) base URL; a missing trailing slash is added so relative paths
+    /// join under it.
+    pub fn url(&self, name: &str, default: &str) -> Result<reqwest::Url, SettingsError> {
+        let raw = self.string_or(name, default);
+        let with_slash = if raw.ends_with('/') {
+            raw.clone()
+        } else {
+            format!("{raw}/")
+        };
+        reqwest::Url::parse(&with_slash)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                SettingsError::new(
+                    name,
+                    format!("got {raw:?}; accepts an absolute http(s) URL"),
+                )
+            })
     }
 
     /// A comma-separated list; empty items are skipped.
@@ -355,6 +393,47 @@ impl Settings {
             )?),
             run_migrations: src.bool("RUN_MIGRATIONS", true)?,
             metrics_token: src.secret("METRICS_TOKEN")?,
+            providers: ProviderUrls {
+                stripe_api: src.url("STRIPE_API_BASE_URL", "https://api.stripe.com")?,
+                hubspot_api: src.url("HUBSPOT_API_BASE_URL", "https://api.hubapi.com")?,
+                quickbooks_api: src.url(
+                    "QUICKBOOKS_API_BASE_URL",
+                    "https://quickbooks.api.intuit.com",
+                )?,
+                quickbooks_sandbox_api: src.url(
+                    "QUICKBOOKS_SANDBOX_API_BASE_URL",
+                    "https://sandbox-quickbooks.api.intuit.com",
+                )?,
+            },
+            validation_timeout: Duration::from_secs(positive(
+                "CONFIG_VALIDATION_TIMEOUT",
+                30,
+                "a number of seconds, at least 1",
+            )?),
+            health_check_interval: Duration::from_secs(positive(
+                "HEALTH_CHECK_INTERVAL",
+                300,
+                "a number of seconds, at least 1",
+            )?),
+            health_monitor_enabled: src.bool("HEALTH_MONITOR_ENABLED", true)?,
+            breaker: crate::breaker::BreakerConfig {
+                enabled: src.bool("CIRCUIT_BREAKER_ENABLED", true)?,
+                threshold: positive(
+                    "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+                    5,
+                    "a whole number of failures, at least 1",
+                )? as u32,
+                window: Duration::from_secs(positive(
+                    "CIRCUIT_BREAKER_WINDOW_SECS",
+                    60,
+                    "a number of seconds, at least 1",
+                )?),
+                cooldown: Duration::from_secs(positive(
+                    "CIRCUIT_BREAKER_COOLDOWN_SECS",
+                    30,
+                    "a number of seconds, at least 1",
+                )?),
+            },
         })
     }
 }
@@ -393,6 +472,9 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "example.com"),
             ("DATABASE_URL", "mysql://x"),
             ("ENCRYPTION_KEY", "short"),
+            ("STRIPE_API_BASE_URL", "api.stripe.com"),
+            ("CIRCUIT_BREAKER_ENABLED", "maybe"),
+            ("HEALTH_CHECK_INTERVAL", "0"),
         ] {
             let mut vars = base();
             vars.insert(name.into(), value.into());

@@ -51,7 +51,14 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     let span = tracing::info_span!("http.request", http.method = %method, http.route = %route, request_id = %request_id);
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = start.elapsed().as_secs_f64();
+    let latency_ms = elapsed * 1000.0;
+    crate::metrics::HTTP_REQUESTS
+        .with_label_values(&[route.as_str(), method.as_str(), &status.to_string()])
+        .inc();
+    crate::metrics::HTTP_DURATION
+        .with_label_values(&[route.as_str(), method.as_str()])
+        .observe(elapsed);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(http.status = status, latency_ms, "request finished");

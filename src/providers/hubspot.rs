@@ -1,7 +1,8 @@
 //! HubSpot: OAuth app credentials and a private app token.
 
 use super::{
-    FieldCheck, FieldSpec, ProviderSpec, digits, non_empty_text, prefixed, scopes, secret_text,
+    FieldCheck, FieldSpec, ProviderSpec, ValidationCall, ValidationInput, digits, non_empty_text,
+    prefixed, scopes, secret_text,
 };
 use crate::domain::Environment;
 
@@ -35,6 +36,23 @@ impl ProviderSpec for Hubspot {
                 check: FieldCheck::Secret(private_app_token),
             },
         ]
+    }
+
+    /// Account details with the private app token, or else the OAuth access token.
+    fn validation_call(&self, input: &ValidationInput<'_>) -> Result<ValidationCall, String> {
+        let bearer = input
+            .secrets
+            .get("private_app_token")
+            .or(input.oauth.map(|(token, _)| token))
+            .ok_or("no private_app_token is configured and HubSpot is not connected by OAuth")?;
+        Ok(ValidationCall {
+            url: input
+                .urls
+                .hubspot_api
+                .join("account-info/v3/details")
+                .map_err(|e| e.to_string())?,
+            bearer: bearer.clone(),
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
+use crate::config::ProviderUrls;
 use crate::domain::{Environment, Provider};
 use crate::error::FieldError;
 
@@ -28,9 +29,28 @@ pub struct FieldSpec {
     pub check: FieldCheck,
 }
 
+/// What a live validation may use: the stored configuration and any OAuth connection.
+pub struct ValidationInput<'a> {
+    pub environment: Environment,
+    pub settings: &'a Map<String, Value>,
+    pub secrets: &'a BTreeMap<String, SecretString>,
+    /// The connection's access token and its external id (realm id, hub id), when connected.
+    pub oauth: Option<(&'a SecretString, Option<&'a str>)>,
+    pub urls: &'a ProviderUrls,
+}
+
+/// One cheap, read-only GET that succeeds only with working credentials.
+pub struct ValidationCall {
+    pub url: reqwest::Url,
+    pub bearer: SecretString,
+}
+
 /// A provider's configuration schema.
 pub trait ProviderSpec: Sync {
     fn fields(&self) -> &'static [FieldSpec];
+
+    /// The validation call for these credentials, or why there is nothing to validate.
+    fn validation_call(&self, input: &ValidationInput<'_>) -> Result<ValidationCall, String>;
 
     /// Settings filled in when the client leaves them out.
     fn default_settings(&self) -> Vec<(&'static str, Value)> {

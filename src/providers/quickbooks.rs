@@ -2,7 +2,11 @@
 
 use serde_json::Value;
 
-use super::{FieldCheck, FieldSpec, ProviderSpec, digits, non_empty_text, scopes, secret_text};
+use super::{
+    FieldCheck, FieldSpec, ProviderSpec, ValidationCall, ValidationInput, digits, non_empty_text,
+    scopes, secret_text,
+};
+use crate::domain::Environment;
 
 pub struct Quickbooks;
 
@@ -37,5 +41,45 @@ impl ProviderSpec for Quickbooks {
 
     fn default_settings(&self) -> Vec<(&'static str, Value)> {
         vec![("scopes", Value::String(DEFAULT_SCOPE.to_owned()))]
+    }
+
+    /// `GET /v3/company/{realm}/companyinfo/{realm}` with the OAuth access token; sandbox and
+    /// production companies live on different hosts.
+    fn validation_call(&self, input: &ValidationInput<'_>) -> Result<ValidationCall, String> {
+        let (token, connected_realm) = input
+            .oauth
+            .ok_or("QuickBooks is not connected by OAuth; connect it first")?;
+        let realm = connected_realm
+            .map(str::to_owned)
+            .or_else(|| {
+                input.settings.get("realm_id").and_then(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+            })
+            .filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()))
+            .ok_or("no realm id is known for this connection")?;
+        let base = match input.environment {
+            Environment::Sandbox => &input.urls.quickbooks_sandbox_api,
+            Environment::Production => &input.urls.quickbooks_api,
+        };
+        let mut url = base
+            .join(&format!("v3/company/{realm}/companyinfo/{realm}"))
+            .map_err(|e| e.to_string())?;
+        let minor = input
+            .settings
+            .get("minor_version")
+            .and_then(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+            })
+            .unwrap_or_else(|| "75".to_owned());
+        url.query_pairs_mut().append_pair("minorversion", &minor);
+        Ok(ValidationCall {
+            url,
+            bearer: token.clone(),
+        })
     }
 }

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use super::{FieldCheck, FieldSpec, ProviderSpec, non_empty_text, prefixed};
+use super::{
+    FieldCheck, FieldSpec, ProviderSpec, ValidationCall, ValidationInput, non_empty_text, prefixed,
+};
 use crate::domain::Environment;
 
 pub struct Stripe;
@@ -35,6 +37,22 @@ impl ProviderSpec for Stripe {
                 check: FieldCheck::Secret(webhook_secret),
             },
         ]
+    }
+
+    /// `GET /v1/account` with the secret key: read-only, and fails with 401 on a rolled key.
+    fn validation_call(&self, input: &ValidationInput<'_>) -> Result<ValidationCall, String> {
+        let key = input
+            .secrets
+            .get("secret_key")
+            .ok_or("no secret_key is configured")?;
+        Ok(ValidationCall {
+            url: input
+                .urls
+                .stripe_api
+                .join("v1/account")
+                .map_err(|e| e.to_string())?,
+            bearer: key.clone(),
+        })
     }
 }
 

@@ -22,6 +22,7 @@ use crate::app::AppState;
         super::status::status,
         super::integrations::list, super::integrations::read, super::integrations::replace,
         super::integrations::patch, super::integrations::remove, super::integrations::reveal,
+        super::integrations::validate,
         super::webhooks::list, super::webhooks::create, super::webhooks::read,
         super::webhooks::patch, super::webhooks::remove,
         super::api_tokens::list, super::api_tokens::create, super::api_tokens::revoke,

@@ -88,6 +88,13 @@ pub struct HealthReport {
     pub redis: Component,
     pub keyring: Component,
     pub migrations: Component,
+    /// Every provider × environment; `backend: local` means Redis was unreachable and this
+    /// process is using its own breaker.
+    pub breakers: Vec<crate::breaker::BreakerView>,
+    /// The health monitor's last completed round (any replica), if one has run.
+    pub monitor: Option<crate::monitor::MonitorRound>,
+    /// Enabled integrations whose last validation did not succeed, or whose breaker is open.
+    pub failing_integrations: Vec<String>,
 }
 
 fn component(result: Result<Duration, String>) -> Component {
@@ -107,8 +114,8 @@ fn component(result: Result<Duration, String>) -> Component {
     }
 }
 
-/// Component health. Database or schema down is `unhealthy` (503); Redis down is `degraded`
-/// (OAuth flows fail, configuration reads and writes keep working).
+/// Component health. Database, schema or keyring broken is `unhealthy` (503). Redis down, a
+/// breaker open or an integration failing validation is `degraded` (200): the service works.
 #[utoipa::path(get, path = "/api/config/health", tag = "health",
     responses((status = 200, body = HealthReport), (status = 503, body = HealthReport)))]
 async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthReport>) {
@@ -167,10 +174,35 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
         },
     };
 
+    let breakers = state.breakers.views().await;
+    let monitor = crate::monitor::last_round(&state).await;
+    let mut failing_integrations: Vec<String> = store::integrations::list(&state.db)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.enabled)
+        .filter(|r| {
+            r.last_validation_status
+                .as_deref()
+                .is_some_and(|s| s != "ok")
+        })
+        .map(|r| format!("{}/{}", r.provider, r.environment))
+        .collect();
+    for b in &breakers {
+        let name = format!("{}/{}", b.provider, b.environment);
+        if b.state != crate::breaker::BreakerState::Closed && !failing_integrations.contains(&name)
+        {
+            failing_integrations.push(name);
+        }
+    }
+    let local_breakers = breakers
+        .iter()
+        .any(|b| b.backend == crate::breaker::Backend::Local);
+
     let unhealthy = !db_up || migrations.status != "ok" || keyring.status != "ok";
     let status = if unhealthy {
         "unhealthy"
-    } else if !redis_up {
+    } else if !redis_up || local_breakers || !failing_integrations.is_empty() {
         "degraded"
     } else {
         "healthy"
@@ -188,6 +220,9 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
             redis: component(redis),
             keyring,
             migrations,
+            breakers,
+            monitor,
+            failing_integrations,
         }),
     )
 }

@@ -15,6 +15,7 @@ use crate::domain::Role;
 use crate::error::{ApiError, Problem};
 use crate::integrations::{self, ConfigInput, ConfigView, RevealedSecrets};
 use crate::json::JsonBody;
+use crate::validation::{self, ValidationReport};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -26,6 +27,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/config/integrations/{provider}/{environment}/reveal",
             post(reveal),
+        )
+        .route(
+            "/api/config/integrations/{provider}/{environment}/validate",
+            post(validate),
         )
 }
 
@@ -228,6 +233,34 @@ async fn reveal(
             Ok(Json(
                 integrations::reveal(&state.db, &state.keyring, &caller, provider, environment)
                     .await?,
+            ))
+        },
+    )
+    .await
+}
+
+/// Check the stored credentials against the provider (timeout and circuit breaker apply).
+/// The result is stored on the configuration and audited as `config_validated`.
+#[utoipa::path(post, path = "/api/config/integrations/{provider}/{environment}/validate", tag = "integrations",
+    params(("provider" = String, Path), ("environment" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = ValidationReport), (status = 404, body = Problem),
+               (status = 409, body = Problem, description = "nothing to validate (no credentials or connection)")))]
+async fn validate(
+    State(state): State<AppState>,
+    caller: Caller,
+    IntegrationPath(provider, environment): IntegrationPath,
+) -> Result<Json<ValidationReport>, ApiError> {
+    let resource = Resource::integration(provider, environment);
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "config_validated",
+        &resource,
+        async {
+            Ok(Json(
+                validation::validate(&state, &caller, provider, environment).await?,
             ))
         },
     )

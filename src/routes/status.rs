@@ -27,6 +27,19 @@ pub struct IntegrationStatus {
     pub enabled: bool,
     pub version: Option<i64>,
     pub updated_at: Option<DateTime<Utc>>,
+    pub last_validation: Option<crate::integrations::LastValidation>,
+    pub breaker: crate::breaker::BreakerView,
+    pub connection: Option<ConnectionSummary>,
+}
+
+/// The OAuth connection of an integration, without tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionSummary {
+    /// `connected`, `needs_reauth` or `revoked`.
+    pub status: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub last_refreshed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,6 +68,12 @@ async fn status(
         &resource,
         async {
             let rows = store::integrations::list(&state.db).await?;
+        type ConnectionRow = (String, String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let connections: Vec<ConnectionRow> = sqlx::query_as(
+            "SELECT provider, environment, status, expires_at, refresh_expires_at, last_refreshed_at FROM oauth_tokens",
+        )
+        .fetch_all(&state.db)
+        .await?;
             let mut integrations = Vec::new();
             for provider in Provider::ALL {
                 for environment in Environment::ALL {
@@ -68,6 +87,23 @@ async fn status(
                         enabled: row.is_some_and(|r| r.enabled),
                         version: row.map(|r| r.version),
                         updated_at: row.map(|r| r.updated_at),
+                        last_validation: row.and_then(|r| {
+                            r.last_validated_at.map(|at| crate::integrations::LastValidation {
+                                at,
+                                status: r.last_validation_status.clone(),
+                                detail: r.last_validation_detail.clone(),
+                            })
+                        }),
+                        breaker: state.breakers.view(provider, environment).await,
+                        connection: connections
+                            .iter()
+                            .find(|c| c.0 == provider.as_str() && c.1 == environment.as_str())
+                            .map(|c| ConnectionSummary {
+                                status: c.2.clone(),
+                                expires_at: c.3,
+                                refresh_expires_at: c.4,
+                                last_refreshed_at: c.5,
+                            }),
                     });
                 }
             }

@@ -129,3 +129,25 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error
         .await
         .map(|_| ())
 }
+
+/// Stores the result of a live validation; not a configuration change, so no version bump.
+pub async fn record_validation(
+    conn: &mut PgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+    status: &str,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE integration_configs
+            SET last_validated_at = $2, last_validation_status = $3, last_validation_detail = $4
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(status)
+    .bind(detail)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use base64::Engine;
-use hsq_config::app::Application;
+use hsq_config::app::{AppState, Application};
 use hsq_config::config::{LogFormat, Settings};
 use rand::RngCore;
 use reqwest::{Method, RequestBuilder, Response};
@@ -134,6 +134,8 @@ pub fn base_vars(db_url: &str) -> HashMap<String, String> {
 
 pub struct TestApp {
     pub address: String,
+    /// The running app's state, for driving background work (monitor rounds) in tests.
+    pub state: AppState,
     pub client: reqwest::Client,
     pub vars: HashMap<String, String>,
     pub admin_token: String,
@@ -151,9 +153,10 @@ impl TestApp {
         let db = TestDb::new().await;
         let mut vars = base_vars(&db.url);
         customize(&mut vars);
-        let (address, stop) = start(&vars).await.expect("the test app starts");
+        let (address, stop, state) = start_with_state(&vars).await.expect("the test app starts");
         Self {
             address,
+            state,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -262,9 +265,19 @@ impl Drop for TestApp {
 
 /// Builds and serves an application; returns its base URL and a stop token.
 pub async fn start(vars: &HashMap<String, String>) -> anyhow::Result<(String, CancellationToken)> {
+    start_with_state(vars)
+        .await
+        .map(|(address, stop, _)| (address, stop))
+}
+
+/// Like [`start`], also returning the app's state.
+pub async fn start_with_state(
+    vars: &HashMap<String, String>,
+) -> anyhow::Result<(String, CancellationToken, AppState)> {
     LazyLock::force(&TRACING);
     let settings = Settings::from_map(vars)?;
     let app = Application::build(settings).await?;
+    let state = app.state().clone();
     let address = format!("http://127.0.0.1:{}", app.port());
     let stop = CancellationToken::new();
     let token = stop.clone();
@@ -273,7 +286,7 @@ pub async fn start(vars: &HashMap<String, String>) -> anyhow::Result<(String, Ca
             .run_until_stopped(async move { token.cancelled().await })
             .await;
     });
-    Ok((address, stop))
+    Ok((address, stop, state))
 }
 
 /// The body of a problem response, after checking its status and content type.

@@ -1,0 +1,118 @@
+//! Prometheus metrics, registered once per process in the default registry.
+//!
+//! Labels are closed sets (route templates, providers, results), so cardinality stays small.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, TextEncoder,
+};
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    prometheus::register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "hsq_http_requests_total",
+        "HTTP requests by route template, method and status",
+        &["route", "method", "status"],
+    )
+});
+
+pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    let h = HistogramVec::new(
+        HistogramOpts::new(
+            "hsq_http_request_duration_seconds",
+            "HTTP request latency by route template and method",
+        )
+        .buckets(vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]),
+        &["route", "method"],
+    )
+    .expect("valid metric definition");
+    prometheus::register(Box::new(h.clone())).expect("metric registered once");
+    h
+});
+
+pub static VALIDATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "hsq_validations_total",
+        "Live credential validations by provider, environment and result",
+        &["provider", "environment", "result"],
+    )
+});
+
+pub static BREAKER_STATE: LazyLock<GaugeVec> = LazyLock::new(|| {
+    let g = GaugeVec::new(
+        Opts::new(
+            "hsq_circuit_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+        ),
+        &["provider", "environment"],
+    )
+    .expect("valid metric definition");
+    prometheus::register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
+
+pub static OAUTH_FLOWS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "hsq_oauth_flows_total",
+        "OAuth authorization flows completed, by provider and result",
+        &["provider", "result"],
+    )
+});
+
+pub static TOKEN_REFRESHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "hsq_token_refreshes_total",
+        "OAuth token refreshes by provider and result",
+        &["provider", "result"],
+    )
+});
+
+pub static AUDIT_WRITES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "hsq_audit_writes_total",
+        "Audit rows written, by result",
+        &["result"],
+    )
+});
+
+pub static MONITOR_LAST_SUCCESS: LazyLock<IntGauge> = LazyLock::new(|| {
+    let g = IntGauge::new(
+        "hsq_health_monitor_last_success_timestamp_seconds",
+        "Unix time of the last completed health-monitor round",
+    )
+    .expect("valid metric definition");
+    prometheus::register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
+
+/// Touches every metric so each appears in the output before its first event.
+pub fn init() {
+    LazyLock::force(&HTTP_REQUESTS);
+    LazyLock::force(&HTTP_DURATION);
+    LazyLock::force(&VALIDATIONS);
+    LazyLock::force(&BREAKER_STATE);
+    LazyLock::force(&OAUTH_FLOWS);
+    LazyLock::force(&TOKEN_REFRESHES);
+    LazyLock::force(&AUDIT_WRITES);
+    LazyLock::force(&MONITOR_LAST_SUCCESS);
+}
+
+/// The text exposition of every registered metric.
+pub fn render() -> String {
+    let mut out = Vec::new();
+    if TextEncoder::new()
+        .encode(&prometheus::gather(), &mut out)
+        .is_err()
+    {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}

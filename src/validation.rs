@@ -1,0 +1,226 @@
+//! Live credential validation: one cheap read-only call per provider, behind the breaker,
+//! with the configured deadline; the result is stored on the config row and audited.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::audit::{self, Resource};
+use crate::auth::Caller;
+use crate::crypto::{Aad, KeyRing};
+use crate::domain::{Environment, Provider};
+use crate::error::ApiError;
+use crate::integrations;
+use crate::providers::{self, ValidationInput};
+use crate::store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationStatus {
+    Ok,
+    InvalidCredentials,
+    Unreachable,
+    RateLimited,
+    CircuitOpen,
+}
+
+impl ValidationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Unreachable => "unreachable",
+            Self::RateLimited => "rate_limited",
+            Self::CircuitOpen => "circuit_open",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ValidationReport {
+    pub provider: Provider,
+    pub environment: Environment,
+    pub status: ValidationStatus,
+    /// Time the provider took to answer; null when no call was made.
+    pub latency_ms: Option<u64>,
+    pub checked_at: DateTime<Utc>,
+    /// What happened, in words; never a credential or a provider response body.
+    pub detail: String,
+}
+
+/// Validates the stored credentials of one integration and records the result.
+pub async fn validate(
+    state: &AppState,
+    caller: &Caller,
+    provider: Provider,
+    environment: Environment,
+) -> Result<ValidationReport, ApiError> {
+    let (row, secrets) =
+        integrations::open_secrets(&state.db, &state.keyring, provider, environment)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("{provider} has no {environment} configuration"))
+            })?;
+    let oauth = connection_token(&state.db, &state.keyring, provider, environment).await?;
+    let input = ValidationInput {
+        environment,
+        settings: &row.settings.0,
+        secrets: &secrets,
+        oauth: oauth
+            .as_ref()
+            .map(|(token, external)| (token, external.as_deref())),
+        urls: &state.settings.providers,
+    };
+    let call = providers::spec(provider)
+        .validation_call(&input)
+        .map_err(|why| ApiError::Conflict(format!("nothing to validate: {why}")))?;
+
+    let (status, latency_ms, detail) = match state.breakers.admit(provider, environment).await {
+        Err(_) => (
+            ValidationStatus::CircuitOpen,
+            None,
+            format!(
+                "the circuit breaker for {provider}/{environment} is open after repeated provider failures; no call was made"
+            ),
+        ),
+        Ok(permit) => {
+            let started = Instant::now();
+            let timeout = state.settings.validation_timeout;
+            let result = state
+                .http
+                .get(call.url)
+                .bearer_auth(call.bearer.expose_secret())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .timeout(timeout)
+                .send()
+                .await;
+            let latency = started.elapsed().as_millis() as u64;
+            let (status, detail, provider_up) = classify(result, timeout.as_secs());
+            state.breakers.record(permit, provider_up).await;
+            (status, Some(latency), detail)
+        }
+    };
+
+    let checked_at = Utc::now();
+    let mut tx = state.db.begin().await?;
+    store::integrations::record_validation(&mut tx, row.id, checked_at, status.as_str(), &detail)
+        .await?;
+    audit::write(
+        &mut tx,
+        &audit::row(
+            caller,
+            "config_validated",
+            &Resource::integration(provider, environment),
+            status == ValidationStatus::Ok,
+            json!({ "status": status, "latency_ms": latency_ms, "detail": detail }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    crate::metrics::VALIDATIONS
+        .with_label_values(&[provider.as_str(), environment.as_str(), status.as_str()])
+        .inc();
+    Ok(ValidationReport {
+        provider,
+        environment,
+        status,
+        latency_ms,
+        checked_at,
+        detail,
+    })
+}
+
+/// Maps the provider's answer to a status, a detail, and whether the provider is up (for the
+/// breaker: any answer below 500 means it is).
+fn classify(
+    result: reqwest::Result<reqwest::Response>,
+    timeout_secs: u64,
+) -> (ValidationStatus, String, bool) {
+    match result {
+        Ok(r) => {
+            let code = r.status();
+            match code.as_u16() {
+                200..=299 => (
+                    ValidationStatus::Ok,
+                    "the provider accepted the credentials".into(),
+                    true,
+                ),
+                401 | 403 => (
+                    ValidationStatus::InvalidCredentials,
+                    format!(
+                        "HTTP {}: the provider rejected the credentials",
+                        code.as_u16()
+                    ),
+                    true,
+                ),
+                429 => {
+                    let retry = r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| format!("; retry after {v} s"))
+                        .unwrap_or_default();
+                    (
+                        ValidationStatus::RateLimited,
+                        format!("HTTP 429: the provider is rate limiting these credentials{retry}"),
+                        true,
+                    )
+                }
+                500..=599 => (
+                    ValidationStatus::Unreachable,
+                    format!("HTTP {}: the provider failed", code.as_u16()),
+                    false,
+                ),
+                other => (
+                    ValidationStatus::InvalidCredentials,
+                    format!("HTTP {other}: the provider refused the request"),
+                    true,
+                ),
+            }
+        }
+        Err(e) if e.is_timeout() => (
+            ValidationStatus::Unreachable,
+            format!("no answer within {timeout_secs} s"),
+            false,
+        ),
+        Err(e) if e.is_connect() => (
+            ValidationStatus::Unreachable,
+            "could not connect to the provider".into(),
+            false,
+        ),
+        Err(_) => (
+            ValidationStatus::Unreachable,
+            "the request to the provider failed".into(),
+            false,
+        ),
+    }
+}
+
+/// The connected OAuth access token and its external id (realm id or hub id), if any.
+pub async fn connection_token(
+    db: &PgPool,
+    keys: &KeyRing,
+    provider: Provider,
+    environment: Environment,
+) -> Result<Option<(SecretString, Option<String>)>, ApiError> {
+    type TokenRow = (uuid::Uuid, Vec<u8>, Option<String>, Option<String>);
+    let row: Option<TokenRow> = sqlx::query_as(
+        "SELECT id, access_token, realm_id, hub_id FROM oauth_tokens
+          WHERE provider = $1 AND environment = $2 AND status = 'connected'",
+    )
+    .bind(provider.as_str())
+    .bind(environment.as_str())
+    .fetch_optional(db)
+    .await?;
+    let Some((id, sealed, realm_id, hub_id)) = row else {
+        return Ok(None);
+    };
+    let token = keys.open_string(&sealed, &Aad::new("oauth_tokens", id, "access_token"))?;
+    Ok(Some((token, realm_id.or(hub_id))))
+}

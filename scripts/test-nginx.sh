@@ -1,0 +1,447 @@
+#!/usr/bin/env bash
+# The nginx configuration, tested for real: nginx/templates rendered for local upstreams the
+# way the nginx image renders them, `nginx -t`, then real nginx processes in front of a real
+# hsq-config (local PostgreSQL and Redis), a stand-in dashboard and a header-echoing upstream.
+#
+# Proves: routing (config API, OAuth, health, docs, settings, /metrics refused), security
+# headers on 2xx/3xx/4xx/429/5xx, HSTS only over TLS, TLS protocol floor, Cache-Control on
+# OAuth routes, the `config` (5 r/s) and `oauth` (2 r/s) zones, the 1 MiB body limit, the
+# headers upstreams receive, and that a client's X-Forwarded-For cannot change the key the app
+# rate-limits on.
+#
+# Needs: nginx, envsubst, openssl, curl, python3, psql, redis-cli, and the app binary
+# (HSQ_CONFIG_BIN, default target/debug/hsq-config; built with `cargo build` when missing).
+# Environment: PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres), LOCAL_REDIS_URL
+# (redis://127.0.0.1:6379), KEEP_STACK_DIR=1 to keep the temp dir with logs.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/common.sh
+source "$here/lib/common.sh"
+# shellcheck source=scripts/lib/local-stack.sh
+source "$here/lib/local-stack.sh"
+
+need nginx envsubst openssl curl python3 psql redis-cli
+if [[ ! -x $HSQ_CONFIG_BIN && $HSQ_CONFIG_BIN == "$HSQ_ROOT/target/debug/hsq-config" ]]; then
+    (cd "$HSQ_ROOT" && cargo build --quiet --bin hsq-config)
+fi
+[[ -x $HSQ_CONFIG_BIN ]] || die "no hsq-config binary at $HSQ_CONFIG_BIN"
+
+stack_init
+trap stack_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+responses="$HSQ_STACK_DIR/responses"
+mkdir -p "$responses"
+
+# --- helpers -------------------------------------------------------------------------------
+
+STATUS=""
+# fetch ID URL [curl options...]: one request; headers in $responses/ID.h, body in ID.b, the
+# status code in $STATUS.
+fetch() {
+    local id=$1 url=$2
+    shift 2
+    STATUS=$(curl -sk --max-time 20 -D "$responses/$id.h" -o "$responses/$id.b" \
+        -w '%{http_code}' "$@" "$url" || true)
+}
+
+h() { header_value "$responses/$1.h" "$2"; }
+body() { cat "$responses/$1.b"; }
+
+# expect_status ID WANT DESCRIPTION
+expect_status() {
+    local id=$1 want=$2 description=$3
+    if [[ $STATUS == "$want" ]]; then
+        pass "$description ($STATUS)"
+    else
+        fail "$description: expected $want, got ${STATUS:-no answer}"
+        info "body: $(head -c 300 "$responses/$id.b" 2>/dev/null)"
+    fi
+}
+
+# expect_security_headers ID tls|plain DESCRIPTION: the three headers exactly once each, with
+# the expected values; HSTS on TLS only.
+expect_security_headers() {
+    local id=$1 scheme=$2 description=$3 problems=() file="$responses/$1.h"
+    [[ $(h "$id" X-Content-Type-Options) == nosniff ]] || problems+=("X-Content-Type-Options")
+    [[ $(h "$id" X-Frame-Options) == DENY ]] || problems+=("X-Frame-Options")
+    local referrer
+    referrer=$(h "$id" Referrer-Policy)
+    [[ $referrer == strict-origin-when-cross-origin || $referrer == no-referrer ]] ||
+        problems+=("Referrer-Policy=$referrer")
+    local name
+    for name in X-Content-Type-Options X-Frame-Options Referrer-Policy; do
+        [[ $(header_count "$file" "$name") -le 1 ]] || problems+=("$name twice")
+    done
+    if [[ $scheme == tls ]]; then
+        [[ $(h "$id" Strict-Transport-Security) == max-age=[1-9]* ]] || problems+=("HSTS missing")
+    else
+        [[ -z $(h "$id" Strict-Transport-Security) ]] || problems+=("HSTS over plain HTTP")
+    fi
+    if ((${#problems[@]} == 0)); then
+        pass "security headers on $description"
+    else
+        fail "security headers on $description: ${problems[*]}"
+    fi
+}
+
+# burst FILE URL COUNT [curl options...]: COUNT requests as fast as one curl can send them
+# (one connection, back to back); one status code per line in FILE.
+burst() {
+    local file=$1 url=$2 count=$3
+    shift 3
+    local -a args=()
+    local i
+    for ((i = 0; i < count; i++)); do
+        args+=(-o /dev/null "$url")
+    done
+    curl -sk --max-time 30 -w '%{http_code}\n' "$@" "${args[@]}" >"$file" || true
+}
+
+count_of() { grep -cx "$2" "$1" || true; }
+
+# fetch_limited ID URL [curl options...]: like fetch, repeated (up to 5 times, back to back)
+# until a 429 comes: a bucket that refills at 5 r/s may let one request through between two
+# checks, and that one is not what is being looked at.
+fetch_limited() {
+    for _ in 1 2 3 4 5; do
+        fetch "$@"
+        [[ $STATUS == 429 ]] && return 0
+    done
+}
+
+# --- the stack -----------------------------------------------------------------------------
+
+section "setup"
+dashboard_port=$(free_port)
+echo_port=$(free_port)
+app_port=$(free_port)
+app_low_port=$(free_port)
+make_cert "$HSQ_STACK_DIR/certs"
+
+database="hsq_nginx_test_$(random_hex 4)"
+create_database "$database"
+admin_token=$(random_hex 24)
+metrics_token=$(random_hex 16)
+APP_ENV=(
+    [DATABASE_URL]="$PG_BASE_URL/$database"
+    [REDIS_URL]="$LOCAL_REDIS_URL"
+    [REDIS_KEY_PREFIX]="$(new_redis_prefix)"
+    [ENCRYPTION_KEY]="$(openssl rand -base64 32)"
+    [ADMIN_API_TOKEN]="$admin_token"
+    [METRICS_TOKEN]="$metrics_token"
+    [TRUSTED_PROXIES]="127.0.0.1/32"
+    [LOG_FORMAT]=json
+    [LOG_LEVEL]=info
+    [BACKUP_DIR]="$HSQ_STACK_DIR/backups"
+)
+mkdir -p "$HSQ_STACK_DIR/backups"
+
+start_dashboard "$dashboard_port" ||
+    abort "dashboard stand-in did not start"
+start_echo "$echo_port" ||
+    abort "echo upstream did not start"
+# The app's own limit high, so only nginx limits in the main instance.
+start_app app "$app_port" CONFIGURATION_API_RATE_LIMIT=1000 CONFIGURATION_API_RATE_BURST=1000 ||
+    abort "hsq-config did not start"
+# A second instance on the same database with a low limit, for the X-Forwarded-For check.
+start_app app-low "$app_low_port" RUN_MIGRATIONS=false \
+    CONFIGURATION_API_RATE_LIMIT=1 CONFIGURATION_API_RATE_BURST=3 ||
+    abort "hsq-config (low limit) did not start"
+info "app on :$app_port, low-limit app on :$app_low_port, dashboard on :$dashboard_port"
+
+# render_instance NAME MODE APP DASHBOARD RESOLVER: renders and starts one nginx; sets
+# ${NAME}_http and ${NAME}_https to its ports.
+render_instance() {
+    local name=$1 mode=$2 app=$3 dashboard=$4 resolver=$5
+    local dir="$HSQ_STACK_DIR/nginx-$name" http https
+    http=$(free_port)
+    https=$(free_port)
+    (
+        export NGINX_HTTP_PORT=$http NGINX_HTTPS_PORT=$https NGINX_HTTP_MODE=$mode
+        export SERVER_NAME=localhost APP_UPSTREAM=$app DASHBOARD_UPSTREAM=$dashboard
+        export NGINX_RESOLVER=$resolver NGINX_HSTS_MAX_AGE=63072000
+        export NGINX_CLIENT_MAX_BODY_SIZE=1m NGINX_ACCESS_LOG="$dir/logs/access.log"
+        export TLS_CERT="$HSQ_STACK_DIR/certs/tls.crt" TLS_KEY="$HSQ_STACK_DIR/certs/tls.key"
+        render_nginx "$dir"
+    )
+    printf -v "${name}_http" '%s' "$http"
+    printf -v "${name}_https" '%s' "$https"
+    if nginx_test_config "$dir" 2>"$HSQ_STACK_DIR/nginx-t-$name.log"; then
+        pass "nginx -t accepts the rendered config ($name, NGINX_HTTP_MODE=$mode)"
+    else
+        fail "nginx -t rejects the rendered config ($name)"
+        cat "$HSQ_STACK_DIR/nginx-t-$name.log"
+        return 1
+    fi
+    NGINX_HTTP_PORT=$http start_nginx "$dir"
+}
+
+# A resolver that answers nothing: upstream names cannot resolve, IP literals need none.
+dead_resolver="127.0.0.1:$(free_port)"
+main_http="" main_https="" edge_http="" edge_https="" low_http=""
+# main: development mode in front of the real app and the dashboard stand-in.
+render_instance main proxy "127.0.0.1:$app_port" "127.0.0.1:$dashboard_port" "$dead_resolver" ||
+    abort "nginx (main) did not start"
+# edge: production mode (HTTP redirects) in front of the echo upstream; its dashboard is a name
+# nobody can resolve, so this instance also shows nginx starts without the dashboard.
+render_instance edge redirect "127.0.0.1:$echo_port" "cw-hsq-dashboard.invalid:3000" "$dead_resolver" ||
+    abort "nginx (edge) did not start"
+# low: development mode in front of the low-limit app.
+render_instance low proxy "127.0.0.1:$app_low_port" "127.0.0.1:$dashboard_port" "$dead_resolver" ||
+    abort "nginx (low) did not start"
+plain="http://127.0.0.1:$main_http"
+tls="https://127.0.0.1:$main_https"
+auth=(-H "Authorization: Bearer $admin_token")
+
+# --- routing -------------------------------------------------------------------------------
+
+section "routing"
+fetch health "$plain/health"
+expect_status health 200 "/health reaches the app"
+check "/health body is {\"status\":\"ok\"}" grep -q '"status": *"ok"' "$responses/health.b"
+expect_security_headers health plain "200 /health (HTTP)"
+
+fetch ready "$plain/health/ready"
+expect_status ready 200 "/health/ready reaches the app"
+
+fetch cfg_health "$plain/api/config/health"
+expect_status cfg_health 200 "/api/config/health reaches the app"
+
+fetch openapi "$plain/api/openapi.json"
+expect_status openapi 200 "/api/openapi.json reaches the app"
+check "/api/openapi.json is an OpenAPI document" grep -q '"openapi"' "$responses/openapi.b"
+
+fetch docs "$plain/api/docs"
+expect_status docs 200 "/api/docs reaches the app"
+
+fetch list "$plain/api/config/integrations" "${auth[@]}"
+expect_status list 200 "/api/config/integrations with the admin token reaches the app"
+
+fetch unauthorized "$plain/api/config/integrations"
+expect_status unauthorized 401 "/api/config/integrations without a token: the app's 401"
+expect_security_headers unauthorized plain "401 from the app"
+
+fetch settings "$plain/settings/"
+expect_status settings 200 "/settings/ reaches the dashboard"
+check "/settings/ body is the dashboard's page" grep -q 'hsq dashboard stand-in' "$responses/settings.b"
+expect_security_headers settings plain "200 /settings/"
+
+fetch settings_bare "$plain/settings"
+expect_status settings_bare 301 "/settings redirects to /settings/"
+check "/settings redirect is relative (works behind published ports)" \
+    test "$(h settings_bare Location)" = "/settings/"
+
+fetch metrics "$plain/metrics"
+expect_status metrics 404 "/metrics is not served through nginx (HTTP)"
+expect_security_headers metrics plain "404 from nginx"
+check "nginx's 404 is problem+json" \
+    test "$(h metrics Content-Type)" = "application/problem+json"
+fetch metrics_tls "$tls/metrics" -H "Authorization: Bearer $metrics_token"
+expect_status metrics_tls 404 "/metrics is not served through nginx even with the token (HTTPS)"
+fetch metrics_direct "http://127.0.0.1:$app_port/metrics" -H "Authorization: Bearer $metrics_token"
+if [[ $STATUS == 200 ]]; then
+    pass "the app itself serves /metrics (so nginx is what refuses it)"
+else
+    skip "the app answers $STATUS on /metrics directly (metrics not implemented yet?)"
+fi
+
+fetch unknown "$plain/wp-login.php"
+expect_status unknown 404 "unknown paths get 404 from nginx"
+
+fetch nginx_health "$plain/nginx-health"
+expect_status nginx_health 200 "/nginx-health answers on loopback"
+
+# --- TLS -----------------------------------------------------------------------------------
+
+section "TLS"
+fetch tls_health "$tls/health"
+expect_status tls_health 200 "/health over HTTPS"
+expect_security_headers tls_health tls "200 /health (HTTPS)"
+fetch tls12 "$tls/health" --tlsv1.2 --tls-max 1.2
+expect_status tls12 200 "TLS 1.2 accepted"
+fetch tls13 "$tls/health" --tlsv1.3
+expect_status tls13 200 "TLS 1.3 accepted"
+if curl -sk -o /dev/null --max-time 5 --tlsv1 --tls-max 1.1 --ciphers 'DEFAULT:@SECLEVEL=0' "$tls/health"; then
+    fail "TLS 1.1 refused"
+else
+    pass "TLS 1.1 refused"
+fi
+fetch tls_unauthorized "$tls/api/config/integrations"
+expect_security_headers tls_unauthorized tls "401 from the app (HTTPS)"
+
+# --- production mode: redirect, upstream headers, dashboard down ---------------------------
+
+section "production mode (edge: redirect, echo upstream, dashboard not running)"
+edge_plain="http://127.0.0.1:$edge_http"
+edge_tls="https://127.0.0.1:$edge_https"
+fetch redirect "$edge_plain/api/config/integrations?x=1"
+expect_status redirect 301 "plain HTTP redirects to HTTPS"
+check "the redirect keeps path and query" \
+    test "$(h redirect Location)" = "https://127.0.0.1/api/config/integrations?x=1"
+expect_security_headers redirect plain "301 redirect"
+
+fetch echo "$edge_tls/api/config/integrations" --interface 127.0.0.4 \
+    -H "X-Forwarded-For: 203.0.113.7, 10.0.0.1" -H "X-Real-IP: 203.0.113.8" \
+    -H "Forwarded: for=203.0.113.9" -H "X-Forwarded-Proto: http" -H "X-Request-Id: client-chosen"
+expect_status echo 200 "HTTPS request reaches the upstream"
+upstream_header() {
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["headers"].get(sys.argv[2], "<absent>"))' \
+        "$responses/echo.b" "$1"
+}
+check "upstream X-Forwarded-For is the client's address only (spoofed value dropped)" \
+    test "$(upstream_header x-forwarded-for)" = "127.0.0.4"
+check "upstream X-Real-IP is the client's address" \
+    test "$(upstream_header x-real-ip)" = "127.0.0.4"
+check "upstream X-Forwarded-Proto is https" test "$(upstream_header x-forwarded-proto)" = "https"
+check "the client's Forwarded header does not reach the upstream" \
+    test "$(upstream_header forwarded)" = "<absent>"
+check "upstream gets nginx's request id" \
+    test "$(upstream_header x-request-id)" != "client-chosen"
+expect_security_headers echo tls "200 via HTTPS (edge)"
+
+fetch dashboard_down "$edge_tls/settings/"
+expect_status dashboard_down 502 "/settings/ with the dashboard unresolvable: 502, nginx still up"
+expect_security_headers dashboard_down tls "502 from nginx"
+check "nginx's 502 is problem+json with code upstream_unavailable" \
+    grep -q '"code":"upstream_unavailable"' "$responses/dashboard_down.b"
+
+# --- body limit ----------------------------------------------------------------------------
+
+section "body limit (client_max_body_size 1m = REQUEST_BODY_LIMIT_BYTES)"
+head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' 'a' >"$HSQ_STACK_DIR/2mib.json"
+head -c $((512 * 1024)) /dev/zero | tr '\0' 'a' >"$HSQ_STACK_DIR/512kib.json"
+fetch too_large "$plain/api/config/integrations/stripe/sandbox" -X PUT "${auth[@]}" \
+    -H 'Content-Type: application/json' --data-binary "@$HSQ_STACK_DIR/2mib.json" --interface 127.0.0.9
+expect_status too_large 413 "a 2 MiB body is refused by nginx"
+expect_security_headers too_large plain "413 from nginx"
+fetch small_enough "$plain/api/config/integrations/stripe/sandbox" -X PUT "${auth[@]}" \
+    -H 'Content-Type: application/json' --data-binary "@$HSQ_STACK_DIR/512kib.json" --interface 127.0.0.9
+if [[ $STATUS != 413 && $STATUS != 000 && $STATUS != 5* ]]; then
+    pass "a 512 KiB body passes nginx to the app (app answered $STATUS)"
+else
+    fail "a 512 KiB body should pass nginx; got $STATUS"
+fi
+
+# --- rate limits ---------------------------------------------------------------------------
+# Each check uses its own loopback source address (curl --interface), so each starts with a
+# full bucket of its own.
+
+section "rate limit: zone config (5 r/s, burst 10)"
+burst "$HSQ_STACK_DIR/config-burst" "$plain/api/config/health" 30 --interface 127.0.0.2
+ok=$(count_of "$HSQ_STACK_DIR/config-burst" 200)
+limited=$(count_of "$HSQ_STACK_DIR/config-burst" 429)
+info "30 rapid requests: $ok answered 200, $limited answered 429"
+check "the first 11 (1 + burst 10) pass" \
+    test "$(head -n 11 "$HSQ_STACK_DIR/config-burst" | grep -cx 200)" = 11
+check "then 429s: at least 15 of 30 limited" test "$limited" -ge 15
+fetch_limited config_429 "$plain/api/config/health" --interface 127.0.0.2
+expect_status config_429 429 "the next request is limited too"
+expect_security_headers config_429 plain "429 from nginx"
+check "nginx's 429 carries Retry-After" test -n "$(h config_429 Retry-After)"
+check "nginx's 429 is problem+json with code proxy_rate_limited" \
+    grep -q '"code":"proxy_rate_limited"' "$responses/config_429.b"
+burst "$HSQ_STACK_DIR/config-other" "$plain/api/config/health" 3 --interface 127.0.0.12
+check "another client address is not limited meanwhile" \
+    test "$(count_of "$HSQ_STACK_DIR/config-other" 200)" = 3
+fetch_limited config_429_tls "$tls/api/config/health" --interface 127.0.0.2
+expect_status config_429_tls 429 "the same client over HTTPS shares its bucket"
+expect_security_headers config_429_tls tls "429 from nginx (HTTPS)"
+sleep 1.1
+burst "$HSQ_STACK_DIR/config-refill" "$plain/api/config/health" 10 --interface 127.0.0.2
+refilled=$(count_of "$HSQ_STACK_DIR/config-refill" 200)
+info "1.1 s later, $refilled of 10 rapid requests pass"
+check "config refills at about 5 r/s (4-8 pass after 1.1 s)" between "$refilled" 4 8
+
+section "rate limit: zone oauth (2 r/s, burst 5) and OAuth headers"
+callback="$plain/api/config/stripe/callback?state=nope&code=nope"
+fetch oauth_first "$callback" --interface 127.0.0.3
+if [[ $STATUS != 429 && $STATUS != 000 && $STATUS != 5* ]]; then
+    pass "the OAuth callback reaches the app ($STATUS)"
+else
+    fail "the OAuth callback should reach the app; got $STATUS"
+fi
+check "the OAuth callback was proxied to the app (nginx access log)" \
+    grep -qE '"uri":"/api/config/stripe/callback".*"upstream":"127\.0\.0\.1:'"$app_port"'"' \
+    "$HSQ_STACK_DIR/nginx-main/logs/access.log"
+check "the access log leaves out the callback's query string (code, state)" \
+    absent "code=nope" "$HSQ_STACK_DIR/nginx-main/logs/access.log"
+check "OAuth callback: Cache-Control is no-cache, no-store, must-revalidate" \
+    test "$(h oauth_first Cache-Control)" = "no-cache, no-store, must-revalidate"
+check "OAuth callback: only nginx's Cache-Control (the app's is replaced, not doubled)" \
+    test "$(header_count "$responses/oauth_first.h" Cache-Control)" = 1
+check "OAuth callback: Referrer-Policy is no-referrer" \
+    test "$(h oauth_first Referrer-Policy)" = "no-referrer"
+expect_security_headers oauth_first plain "the OAuth callback"
+fetch oauth_authorize "$plain/api/config/hubspot/oauth/authorize" -X POST --interface 127.0.0.13 \
+    -H 'Content-Type: application/json' --data '{"environment":"sandbox","return_to":"http://localhost/"}'
+check "OAuth authorize: Cache-Control is no-cache, no-store, must-revalidate" \
+    test "$(h oauth_authorize Cache-Control)" = "no-cache, no-store, must-revalidate"
+fetch not_oauth "$plain/api/config/health" --interface 127.0.0.14
+check "a non-OAuth config route does not get the OAuth Cache-Control" \
+    test "$(h not_oauth Cache-Control)" != "no-cache, no-store, must-revalidate"
+
+burst "$HSQ_STACK_DIR/oauth-burst" "$callback" 20 --interface 127.0.0.3
+oauth_ok=$(grep -cvx 429 "$HSQ_STACK_DIR/oauth-burst" || true)
+oauth_limited=$(count_of "$HSQ_STACK_DIR/oauth-burst" 429)
+info "20 rapid callbacks after the first: $oauth_ok passed, $oauth_limited answered 429"
+check "OAuth burst: 5 more pass (6-7 if tokens refilled meanwhile), the rest are 429" between "$oauth_ok" 5 7
+fetch_limited oauth_429 "$callback" --interface 127.0.0.3
+expect_status oauth_429 429 "the OAuth route stays limited"
+expect_security_headers oauth_429 plain "429 on the OAuth route"
+check "429 on the OAuth route is not cacheable" grep -qi '^Cache-Control: no-store' "$responses/oauth_429.h"
+sleep 1.1
+burst "$HSQ_STACK_DIR/oauth-refill" "$callback" 10 --interface 127.0.0.3
+oauth_refilled=$(grep -cvx 429 "$HSQ_STACK_DIR/oauth-refill" || true)
+info "1.1 s later, $oauth_refilled of 10 rapid callbacks pass"
+check "oauth refills at about 2 r/s (1-3 pass after 1.1 s)" between "$oauth_refilled" 1 3
+
+# --- X-Forwarded-For spoofing against the app's own limit ----------------------------------
+
+section "spoofed X-Forwarded-For does not change the app's rate-limit key"
+# The low-limit app allows 3 requests then 1 r/s per client. Ten requests from one client,
+# each claiming another address in X-Forwarded-For, through nginx (whose own burst of 10
+# lets all ten through): the app must still see one client and limit it.
+: >"$HSQ_STACK_DIR/spoof"
+# One curl process, one request per --next group, so the ten go out back to back.
+spoof_args=()
+for i in $(seq 1 10); do
+    ((i > 1)) && spoof_args+=(--next)
+    spoof_args+=(-s --interface 127.0.0.5 "${auth[@]}" -H "X-Forwarded-For: 198.51.100.$i"
+        -o "$responses/spoof_$i.b" -w '%{http_code}\n' "http://127.0.0.1:$low_http/api/config/integrations")
+done
+curl "${spoof_args[@]}" >"$HSQ_STACK_DIR/spoof-codes" || true
+i=0
+while read -r code; do
+    i=$((i + 1))
+    if [[ $code == 429 ]] && grep -q proxy_rate_limited "$responses/spoof_$i.b"; then
+        echo "nginx-429" >>"$HSQ_STACK_DIR/spoof"
+    else
+        echo "$code" >>"$HSQ_STACK_DIR/spoof"
+    fi
+done <"$HSQ_STACK_DIR/spoof-codes"
+app_limited=$(count_of "$HSQ_STACK_DIR/spoof" 429)
+info "through nginx: $(tr '\n' ' ' <"$HSQ_STACK_DIR/spoof")"
+check "no request was limited by nginx itself (the app's limit is what is tested)" \
+    test "$(count_of "$HSQ_STACK_DIR/spoof" nginx-429)" = 0
+check "the app limits the client despite 10 different spoofed X-Forwarded-For values" \
+    test "$app_limited" -ge 5
+fetch spoof_other "http://127.0.0.1:$low_http/api/config/integrations" "${auth[@]}" --interface 127.0.0.6
+check "another real client is not limited by that (the app keys on the real client)" \
+    test "$STATUS" = 200
+
+# Control: the app does honour X-Forwarded-For from a trusted proxy (127.0.0.1 here), so had
+# nginx passed the client's header along, each spoofed value would have been a fresh key.
+control_args=()
+for i in $(seq 1 10); do
+    ((i > 1)) && control_args+=(--next)
+    control_args+=(-s --interface 127.0.0.1 "${auth[@]}" -H "X-Forwarded-For: 192.0.2.$i"
+        -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$app_low_port/api/config/integrations")
+done
+curl "${control_args[@]}" >"$HSQ_STACK_DIR/control" || true
+info "direct from the trusted address with distinct X-Forwarded-For: $(tr '\n' ' ' <"$HSQ_STACK_DIR/control")"
+check "control: the app keys on X-Forwarded-For from a trusted proxy (no 429 for 10 distinct values)" \
+    test "$(count_of "$HSQ_STACK_DIR/control" 429)" = 0
+
+summary

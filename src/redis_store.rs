@@ -12,11 +12,21 @@ use crate::config::Settings;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// After a failed connect, callers fail fast for this long instead of each waiting on a dead
+/// server (health checks and breakers ask often while Redis is away).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct Redis {
     client: redis::Client,
     prefix: Arc<str>,
-    conn: Arc<Mutex<Option<ConnectionManager>>>,
+    conn: Arc<Mutex<Slot>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    conn: Option<ConnectionManager>,
+    failed_at: Option<Instant>,
 }
 
 impl Redis {
@@ -26,7 +36,7 @@ impl Redis {
         Ok(Self {
             client,
             prefix: settings.redis_key_prefix.as_str().into(),
-            conn: Arc::new(Mutex::new(None)),
+            conn: Arc::new(Mutex::new(Slot::default())),
         })
     }
 
@@ -42,21 +52,44 @@ impl Redis {
     /// A multiplexed connection; the manager reconnects by itself once established.
     pub async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
         let mut slot = self.conn.lock().await;
-        if let Some(conn) = slot.as_ref() {
+        if let Some(conn) = slot.conn.as_ref() {
             return Ok(conn.clone());
+        }
+        if slot
+            .failed_at
+            .is_some_and(|t| t.elapsed() < RETRY_AFTER_FAILURE)
+        {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "Redis was unreachable moments ago",
+            )));
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(TIMEOUT)
             .set_response_timeout(TIMEOUT)
             .set_number_of_retries(1);
-        let conn = tokio::time::timeout(
+        let connected = tokio::time::timeout(
             TIMEOUT * 2,
             ConnectionManager::new_with_config(self.client.clone(), config),
         )
         .await
-        .map_err(|_| redis::RedisError::from((redis::ErrorKind::IoError, "connect timed out")))??;
-        *slot = Some(conn.clone());
-        Ok(conn)
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::IoError,
+                "connect timed out",
+            )))
+        });
+        match connected {
+            Ok(conn) => {
+                slot.conn = Some(conn.clone());
+                slot.failed_at = None;
+                Ok(conn)
+            }
+            Err(e) => {
+                slot.failed_at = Some(Instant::now());
+                Err(e)
+            }
+        }
     }
 
     /// Round-trip time of a PING.

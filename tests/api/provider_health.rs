@@ -20,6 +20,17 @@ async fn app_with(fake: &FakeProviders, extra: &[(&str, &str)]) -> TestApp {
     TestApp::spawn_with(move |vars| vars.extend(settings)).await
 }
 
+/// An app whose stripe/sandbox config holds a key the fake accepts.
+async fn stripe_app(fake: &FakeProviders, extra: &[(&str, &str)]) -> TestApp {
+    let app = app_with(fake, extra).await;
+    let r = app
+        .put_json(STRIPE, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
+        .await;
+    assert_eq!(r.status(), 201);
+    fake.accept("stripe", STRIPE_TEST_KEY);
+    app
+}
+
 async fn validate(app: &TestApp, path: &str) -> Value {
     let r = app.post_json(&format!("{path}/validate"), &json!({})).await;
     assert_eq!(r.status(), 200, "validate {path}");
@@ -69,7 +80,7 @@ async fn connect(app: &TestApp, provider: &str, environment: &str, token: &str, 
 #[tokio::test]
 async fn each_provider_answer_is_reported_stored_and_audited() {
     let fake = FakeProviders::start().await;
-    let app = app_with(
+    let app = stripe_app(
         &fake,
         &[
             ("CONFIG_VALIDATION_TIMEOUT", "1"),
@@ -77,10 +88,6 @@ async fn each_provider_answer_is_reported_stored_and_audited() {
         ],
     )
     .await;
-    app.put_json(STRIPE, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
-        .await;
-
-    fake.accept("stripe", STRIPE_TEST_KEY);
     let ok = validate(&app, STRIPE).await;
     assert_eq!(ok["status"], "ok");
     assert!(ok["latency_ms"].is_u64() && ok["checked_at"].is_string());
@@ -191,7 +198,7 @@ async fn hubspot_and_quickbooks_validate_with_their_own_credentials_and_hosts() 
 #[tokio::test]
 async fn the_breaker_opens_rejects_without_calling_lets_one_trial_through_and_closes() {
     let fake = FakeProviders::start().await;
-    let app = app_with(
+    let app = stripe_app(
         &fake,
         &[
             ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "3"),
@@ -200,9 +207,6 @@ async fn the_breaker_opens_rejects_without_calling_lets_one_trial_through_and_cl
     )
     .await;
     let (sibling, stop) = app.sibling().await;
-    app.put_json(STRIPE, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
-        .await;
-    fake.accept("stripe", STRIPE_TEST_KEY);
 
     fake.behave("stripe", Behaviour::ServerError);
     for _ in 0..3 {
@@ -289,9 +293,7 @@ async fn the_breaker_opens_rejects_without_calling_lets_one_trial_through_and_cl
 #[tokio::test]
 async fn client_errors_never_open_the_breaker() {
     let fake = FakeProviders::start().await;
-    let app = app_with(&fake, &[("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "2")]).await;
-    app.put_json(STRIPE, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
-        .await;
+    let app = stripe_app(&fake, &[("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "2")]).await;
     fake.accept("stripe", "another-key");
     for _ in 0..4 {
         assert_eq!(
@@ -305,7 +307,7 @@ async fn client_errors_never_open_the_breaker() {
 #[tokio::test]
 async fn without_redis_validation_uses_the_local_breaker_and_health_says_so() {
     let fake = FakeProviders::start().await;
-    let app = app_with(
+    let app = stripe_app(
         &fake,
         &[
             ("REDIS_URL", "redis://127.0.0.1:1"),
@@ -313,9 +315,6 @@ async fn without_redis_validation_uses_the_local_breaker_and_health_says_so() {
         ],
     )
     .await;
-    app.put_json(STRIPE, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
-        .await;
-    fake.accept("stripe", STRIPE_TEST_KEY);
     assert_eq!(validate(&app, STRIPE).await["status"], "ok");
 
     fake.behave("stripe", Behaviour::ServerError);

@@ -4,6 +4,12 @@
 
 pub mod app;
 pub mod audit;
+pub mod audit_chain;
+pub mod audit_retention;
+pub mod backup;
+pub mod canonical;
+pub mod lease;
+pub mod rotation;
 pub mod auth;
 pub mod client_ip;
 pub mod config;

@@ -2,6 +2,9 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod audit_chain;
+pub mod backup;
+pub mod rotation;
 pub mod integrations;
 pub mod keyring;
 pub mod webhooks;

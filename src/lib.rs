@@ -20,6 +20,7 @@ pub mod integrations;
 pub mod json;
 pub mod keyring_check;
 pub mod mask;
+pub mod operator;
 pub mod middleware;
 pub mod providers;
 pub mod redis_store;

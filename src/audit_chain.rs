@@ -140,7 +140,9 @@ impl VerifyReport {
 /// first row whose content, link or position does not verify.
 pub async fn verify(db: &PgPool) -> Result<VerifyReport, sqlx::Error> {
     let checkpoint = chain::latest_checkpoint(db).await?;
-    let mut expected_prev = checkpoint.as_ref().map_or(GENESIS.to_vec(), |(_, h)| h.clone());
+    let mut expected_prev = checkpoint
+        .as_ref()
+        .map_or(GENESIS.to_vec(), |(_, h)| h.clone());
     let mut after = checkpoint.as_ref().map_or(0, |(id, _)| *id);
     let mut report = VerifyReport {
         rows_verified: 0,
@@ -155,7 +157,10 @@ pub async fn verify(db: &PgPool) -> Result<VerifyReport, sqlx::Error> {
         after = last.id;
         for row in &page {
             if let Some(reason) = check(row, &expected_prev) {
-                report.first_break = Some(Break { row_id: row.id, reason });
+                report.first_break = Some(Break {
+                    row_id: row.id,
+                    reason,
+                });
                 return Ok(report);
             }
             expected_prev = row.hash.clone().unwrap_or_default();
@@ -218,11 +223,23 @@ mod tests {
         let at = Utc::now();
         let row = sample();
         let base = row_hash(&GENESIS, &Content::of_new(1, at, &row, &row.details));
-        assert_eq!(base, row_hash(&GENESIS, &Content::of_new(1, at, &row, &row.details)));
-        assert_ne!(base, row_hash(&[1; 32], &Content::of_new(1, at, &row, &row.details)));
-        assert_ne!(base, row_hash(&GENESIS, &Content::of_new(2, at, &row, &row.details)));
+        assert_eq!(
+            base,
+            row_hash(&GENESIS, &Content::of_new(1, at, &row, &row.details))
+        );
+        assert_ne!(
+            base,
+            row_hash(&[1; 32], &Content::of_new(1, at, &row, &row.details))
+        );
+        assert_ne!(
+            base,
+            row_hash(&GENESIS, &Content::of_new(2, at, &row, &row.details))
+        );
         let mut edited = sample();
         edited.success = false;
-        assert_ne!(base, row_hash(&GENESIS, &Content::of_new(1, at, &edited, &edited.details)));
+        assert_ne!(
+            base,
+            row_hash(&GENESIS, &Content::of_new(1, at, &edited, &edited.details))
+        );
     }
 }

@@ -33,13 +33,25 @@ pub struct RetentionReport {
 
 /// Deletes the prefix of the chain older than `cutoff`, in batches of `BATCH` rows, each with
 /// its checkpoint in the same transaction; then writes one `audit_retention_applied` row.
-pub async fn apply(db: &PgPool, cutoff: DateTime<Utc>, caller: &Caller) -> Result<RetentionReport, sqlx::Error> {
-    let mut report = RetentionReport { cutoff, deleted: 0, batches: 0, deleted_through_id: None };
+pub async fn apply(
+    db: &PgPool,
+    cutoff: DateTime<Utc>,
+    caller: &Caller,
+) -> Result<RetentionReport, sqlx::Error> {
+    let mut report = RetentionReport {
+        cutoff,
+        deleted: 0,
+        batches: 0,
+        deleted_through_id: None,
+    };
     loop {
         let mut tx = db.begin().await?;
         // Rows are chained in id order, so only a prefix may go: stop at the first young row.
         let oldest = chain::oldest_for_delete(&mut tx, BATCH).await?;
-        let old: Vec<_> = oldest.iter().take_while(|(_, at, _)| *at < cutoff).collect();
+        let old: Vec<_> = oldest
+            .iter()
+            .take_while(|(_, at, _)| *at < cutoff)
+            .collect();
         let Some((through, _, hash)) = old.last().copied() else {
             tx.rollback().await?;
             break;
@@ -60,19 +72,37 @@ pub async fn apply(db: &PgPool, cutoff: DateTime<Utc>, caller: &Caller) -> Resul
         let mut conn = db.acquire().await?;
         let details = json!({ "cutoff": cutoff, "deleted": report.deleted, "batches": report.batches,
                               "deleted_through_id": report.deleted_through_id });
-        store::audit::insert(&mut conn, &audit::row(caller, "audit_retention_applied", &resource(), true, details)).await?;
+        store::audit::insert(
+            &mut conn,
+            &audit::row(
+                caller,
+                "audit_retention_applied",
+                &resource(),
+                true,
+                details,
+            ),
+        )
+        .await?;
     }
     Ok(report)
 }
 
 fn resource() -> Resource {
-    Resource { kind: "audit_log", id: None, provider: None, environment: None }
+    Resource {
+        kind: "audit_log",
+        id: None,
+        provider: None,
+        environment: None,
+    }
 }
 
 /// Today's retention run, unless another replica already took today's: the Redis marker
 /// `lease:audit-retention` is set NX for a day and never released.
 pub async fn run_daily(state: &AppState) -> anyhow::Result<Option<RetentionReport>> {
-    if lease::acquire(&state.redis, "audit-retention", DAY).await?.is_none() {
+    if lease::acquire(&state.redis, "audit-retention", DAY)
+        .await?
+        .is_none()
+    {
         return Ok(None);
     }
     let days = i64::from(state.settings.audit_log_retention_days);
@@ -85,7 +115,8 @@ pub async fn run_daily(state: &AppState) -> anyhow::Result<Option<RetentionRepor
 /// Looks hourly whether today's retention run is still to do.
 pub fn spawn(state: AppState, cancel: CancellationToken) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FIRST_RUN_AFTER, TICK);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + FIRST_RUN_AFTER, TICK);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,

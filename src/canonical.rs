@@ -55,9 +55,13 @@ mod tests {
 
     #[test]
     fn key_order_and_whitespace_do_not_matter() {
-        let a: Value = serde_json::from_str(r#"{ "b": 1, "a": {"y": [1, 2], "x": "é\n"} }"#).expect("json");
+        let a: Value =
+            serde_json::from_str(r#"{ "b": 1, "a": {"y": [1, 2], "x": "é\n"} }"#).expect("json");
         let b = json!({"a": {"x": "é\n", "y": [1, 2]}, "b": 1});
         assert_eq!(to_vec(&a), to_vec(&b));
-        assert_eq!(String::from_utf8(to_vec(&b)).expect("utf8"), r#"{"a":{"x":"é\n","y":[1,2]},"b":1}"#);
+        assert_eq!(
+            String::from_utf8(to_vec(&b)).expect("utf8"),
+            r#"{"a":{"x":"é\n","y":[1,2]},"b":1}"#
+        );
     }
 }

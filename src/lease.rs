@@ -23,7 +23,11 @@ pub struct Lease {
 }
 
 /// Takes the lease `name` for `ttl`, or returns None when another owner holds it.
-pub async fn acquire(redis: &Redis, name: &str, ttl: Duration) -> redis::RedisResult<Option<Lease>> {
+pub async fn acquire(
+    redis: &Redis,
+    name: &str,
+    ttl: Duration,
+) -> redis::RedisResult<Option<Lease>> {
     let key = redis.key(&format!("lease:{name}"));
     let owner = uuid::Uuid::new_v4().to_string();
     let mut conn = redis.conn().await?;

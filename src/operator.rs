@@ -17,15 +17,25 @@ use crate::{keyring_check, rotation, store};
 
 /// Reads a passphrase file (one line; a trailing newline is not part of it).
 pub fn read_passphrase(path: &Path) -> anyhow::Result<SecretString> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read passphrase file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
     let text = text.trim_end_matches(['\n', '\r']);
-    anyhow::ensure!(!text.is_empty(), "passphrase file {} is empty", path.display());
+    anyhow::ensure!(
+        !text.is_empty(),
+        "passphrase file {} is empty",
+        path.display()
+    );
     Ok(SecretString::from(text.to_owned()))
 }
 
 /// `hsq-config backup [--out FILE|-] [--passphrase-file F]`. Without `--out`, writes a new
 /// file into `BACKUP_DIR`.
-pub async fn backup(settings: &Settings, out_path: Option<&Path>, passphrase: Option<SecretString>, out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn backup(
+    settings: &Settings,
+    out_path: Option<&Path>,
+    passphrase: Option<SecretString>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let db = store::pool(settings)?;
     let passphrase = passphrase.or_else(|| settings.backup.passphrase.clone());
     let made = backup::create(&db, &settings.keyring, passphrase.as_ref()).await?;
@@ -34,17 +44,31 @@ pub async fn backup(settings: &Settings, out_path: Option<&Path>, passphrase: Op
             out.write_all(&made.bytes)?;
             None
         }
-        Some(p) => Some(schedule::write_atomically(p, made.bytes.clone()).await.with_context(|| format!("cannot write {}", p.display()))?),
+        Some(p) => Some(
+            schedule::write_atomically(p, made.bytes.clone())
+                .await
+                .with_context(|| format!("cannot write {}", p.display()))?,
+        ),
         None => Some(
             schedule::write_new(&settings.backup.dir, &made.bytes)
                 .await
-                .with_context(|| format!("cannot write into BACKUP_DIR {}", settings.backup.dir.display()))?,
+                .with_context(|| {
+                    format!(
+                        "cannot write into BACKUP_DIR {}",
+                        settings.backup.dir.display()
+                    )
+                })?,
         ),
     };
     let file = written.as_ref().map(|p| p.display().to_string());
-    backup::audit_created(&db, &Caller::system("cli:backup"), &made.summary, file.as_deref())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    backup::audit_created(
+        &db,
+        &Caller::system("cli:backup"),
+        &made.summary,
+        file.as_deref(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(file) = file {
         writeln!(out, "backup written to {file}")?;
         writeln!(out, "{}", serde_json::to_string_pretty(&made.summary)?)?;
@@ -69,16 +93,31 @@ pub async fn restore(
     // Never write under a keyring that cannot open what is stored.
     keyring_check::verify(&db, &settings.keyring).await?;
     let passphrase = passphrase.or_else(|| settings.backup.passphrase.clone());
-    let options = RestoreOptions { mode, dry_run, passphrase };
-    let report = backup::restore::restore(&db, &settings.keyring, &Caller::system("cli:restore"), parsed, &options)
-        .await
-        .context("restore refused")?;
+    let options = RestoreOptions {
+        mode,
+        dry_run,
+        passphrase,
+    };
+    let report = backup::restore::restore(
+        &db,
+        &settings.keyring,
+        &Caller::system("cli:restore"),
+        parsed,
+        &options,
+    )
+    .await
+    .context("restore refused")?;
     writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     Ok(())
 }
 
 /// `hsq-config rotate-key [--check] [--batch-size N]`.
-pub async fn rotate_key(settings: &Settings, check: bool, batch_size: u32, out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn rotate_key(
+    settings: &Settings,
+    check: bool,
+    batch_size: u32,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let db = store::pool(settings)?;
     let keys = &settings.keyring;
     let current = keys.current_id().to_string();
@@ -97,15 +136,28 @@ pub async fn rotate_key(settings: &Settings, check: bool, batch_size: u32, out: 
             };
             writeln!(out, "{id}\t{count}\t{role}")?;
         }
-        writeln!(out, "{left} values remain under keys other than the current key {current}")?;
+        writeln!(
+            out,
+            "{left} values remain under keys other than the current key {current}"
+        )?;
         return Ok(());
     }
     keyring_check::verify(&db, keys).await?;
-    let report = rotation::rotate(&db, keys, &Caller::system("cli:rotate-key"), batch_size, |n, batch| {
-        // One line per committed batch, flushed, so an operator (or a test) sees progress.
-        let _ = writeln!(out, "batch {n}: re-sealed {} values under {current}", batch.total());
-        let _ = out.flush();
-    })
+    let report = rotation::rotate(
+        &db,
+        keys,
+        &Caller::system("cli:rotate-key"),
+        batch_size,
+        |n, batch| {
+            // One line per committed batch, flushed, so an operator (or a test) sees progress.
+            let _ = writeln!(
+                out,
+                "batch {n}: re-sealed {} values under {current}",
+                batch.total()
+            );
+            let _ = out.flush();
+        },
+    )
     .await?;
     writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     Ok(())

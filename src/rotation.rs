@@ -26,7 +26,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RotationError {
-    #[error("{what} could not be opened ({source}); add its key to ENCRYPTION_KEYS_PREVIOUS and re-run")]
+    #[error(
+        "{what} could not be opened ({source}); add its key to ENCRYPTION_KEYS_PREVIOUS and re-run"
+    )]
     Unreadable { what: String, source: OpenError },
     #[error("{0} values stayed locked by other transactions; re-run rotate-key")]
     StillLocked(i64),
@@ -89,7 +91,12 @@ pub async fn rotate(
             on_batch(batches, &rotated);
             continue;
         }
-        let left: i64 = remaining(db).await?.iter().filter(|(id, _)| *id != current).map(|(_, n)| n).sum();
+        let left: i64 = remaining(db)
+            .await?
+            .iter()
+            .filter(|(id, _)| *id != current)
+            .map(|(_, n)| n)
+            .sum();
         if left == 0 {
             break;
         }
@@ -103,17 +110,37 @@ pub async fn rotate(
     let mut tx = db.begin().await?;
     let retired = rows::retire_canaries(&mut tx, &current).await?;
     let details = json!({ "current_key_id": current, "batches": batches, "rotated": total, "retired_canaries": retired });
-    store::audit::insert(&mut tx, &audit::row(caller, "key_rotation_completed", &resource(), true, details)).await?;
+    store::audit::insert(
+        &mut tx,
+        &audit::row(caller, "key_rotation_completed", &resource(), true, details),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(RotationReport { current_key_id: current, batches, rotated: total, retired_canaries: retired })
+    Ok(RotationReport {
+        current_key_id: current,
+        batches,
+        rotated: total,
+        retired_canaries: retired,
+    })
 }
 
 fn resource() -> Resource {
-    Resource { kind: "keyring", id: None, provider: None, environment: None }
+    Resource {
+        kind: "keyring",
+        id: None,
+        provider: None,
+        environment: None,
+    }
 }
 
 /// One transaction: up to `limit` values across the tables, re-sealed and audited together.
-async fn batch(db: &PgPool, keys: &KeyRing, caller: &Caller, current: &str, limit: i64) -> Result<Rotated, RotationError> {
+async fn batch(
+    db: &PgPool,
+    keys: &KeyRing,
+    caller: &Caller,
+    current: &str,
+    limit: i64,
+) -> Result<Rotated, RotationError> {
     let unreadable = |what: String| move |source| RotationError::Unreadable { what, source };
     let mut tx = db.begin().await?;
     let mut done = Rotated::default();
@@ -121,7 +148,9 @@ async fn batch(db: &PgPool, keys: &KeyRing, caller: &Caller, current: &str, limi
 
     for (id, sealed) in rows::configs_to_rotate(&mut tx, current, left).await? {
         let aad = secrets_aad(id);
-        let plain = keys.open(&sealed, &aad).map_err(unreadable(format!("integration config {id}")))?;
+        let plain = keys
+            .open(&sealed, &aad)
+            .map_err(unreadable(format!("integration config {id}")))?;
         rows::set_config_secrets(&mut tx, id, &keys.seal(&plain, &aad), current).await?;
         done.integration_configs += 1;
     }
@@ -129,7 +158,9 @@ async fn batch(db: &PgPool, keys: &KeyRing, caller: &Caller, current: &str, limi
     if left > 0 {
         for (id, sealed) in rows::webhooks_to_rotate(&mut tx, current, left).await? {
             let aad = secret_aad(id);
-            let plain = keys.open(&sealed, &aad).map_err(unreadable(format!("webhook {id}")))?;
+            let plain = keys
+                .open(&sealed, &aad)
+                .map_err(unreadable(format!("webhook {id}")))?;
             rows::set_webhook_secret(&mut tx, id, &keys.seal(&plain, &aad), current).await?;
             done.webhook_configurations += 1;
         }
@@ -158,7 +189,11 @@ async fn batch(db: &PgPool, keys: &KeyRing, caller: &Caller, current: &str, limi
         return Ok(done);
     }
     let details = json!({ "current_key_id": current, "rotated": done });
-    store::audit::insert(&mut tx, &audit::row(caller, "key_rotation_batch", &resource(), true, details)).await?;
+    store::audit::insert(
+        &mut tx,
+        &audit::row(caller, "key_rotation_batch", &resource(), true, details),
+    )
+    .await?;
     tx.commit().await?;
     Ok(done)
 }

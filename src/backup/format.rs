@@ -210,22 +210,36 @@ pub struct Parsed {
 /// Parses a file. `strict` also requires the exact canonical form hsq-config writes, so any
 /// edit — even one that JSON would not notice — is refused.
 pub fn parse(bytes: &[u8], strict: bool) -> Result<Parsed, BackupError> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| BackupError::NotABackup(format!("not valid JSON (line {}, column {})", e.line(), e.column())))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        BackupError::NotABackup(format!(
+            "not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
     parse_value(value, strict.then_some(bytes))
 }
 
 /// Parses a document given as a JSON value (the HTTP API).
 pub fn parse_value(value: Value, exact_bytes: Option<&[u8]>) -> Result<Parsed, BackupError> {
     if value.get("format").and_then(Value::as_str) != Some(FORMAT) {
-        return Err(BackupError::NotABackup(format!("the document's format is not {FORMAT}")));
+        return Err(BackupError::NotABackup(format!(
+            "the document's format is not {FORMAT}"
+        )));
     }
     match value.get("format_version").and_then(Value::as_u64) {
         Some(v) if v > u64::from(FORMAT_VERSION) => {
-            return Err(BackupError::NewerFormat { found: v, supported: FORMAT_VERSION });
+            return Err(BackupError::NewerFormat {
+                found: v,
+                supported: FORMAT_VERSION,
+            });
         }
         Some(v) if v >= 1 => {}
-        _ => return Err(BackupError::NotABackup("format_version is missing or invalid".into())),
+        _ => {
+            return Err(BackupError::NotABackup(
+                "format_version is missing or invalid".into(),
+            ));
+        }
     }
     if let Some(bytes) = exact_bytes {
         let mut canonical = canonical::to_vec(&value);
@@ -234,8 +248,11 @@ pub fn parse_value(value: Value, exact_bytes: Option<&[u8]>) -> Result<Parsed, B
             return Err(BackupError::Modified);
         }
     }
-    let document: Document = serde_json::from_value(value.clone())
-        .map_err(|e| BackupError::NotABackup(format!("the document does not have the expected shape: {e}")))?;
+    let document: Document = serde_json::from_value(value.clone()).map_err(|e| {
+        BackupError::NotABackup(format!(
+            "the document does not have the expected shape: {e}"
+        ))
+    })?;
     Ok(Parsed { value, document })
 }
 
@@ -248,7 +265,9 @@ impl Parsed {
                 self.document.integrity.algorithm
             )));
         }
-        let tag = B64.decode(&self.document.integrity.tag).map_err(|_| BackupError::Modified)?;
+        let tag = B64
+            .decode(&self.document.integrity.tag)
+            .map_err(|_| BackupError::Modified)?;
         mac(key, &without_integrity(&self.value))
             .verify_slice(&tag)
             .map_err(|_| BackupError::Modified)

@@ -49,7 +49,9 @@ pub enum BackupError {
     PassphraseRequired,
     #[error("the passphrase is wrong: it does not derive the key this file was sealed with")]
     WrongPassphrase,
-    #[error("the file was modified: its integrity tag does not match its content, so it is refused whole")]
+    #[error(
+        "the file was modified: its integrity tag does not match its content, so it is refused whole"
+    )]
     Modified,
     #[error(
         "the file references key id {0}, which the configured keyring does not hold; add that key to ENCRYPTION_KEYS_PREVIOUS, or restore a backup taken with a passphrase"
@@ -100,20 +102,33 @@ pub struct Backup {
 
 /// Takes a backup from one consistent snapshot. With `passphrase`, secrets are re-sealed under
 /// a key derived from it; without, they are copied sealed as stored.
-pub async fn create(db: &PgPool, keys: &KeyRing, passphrase: Option<&SecretString>) -> Result<Backup, BackupError> {
+pub async fn create(
+    db: &PgPool,
+    keys: &KeyRing,
+    passphrase: Option<&SecretString>,
+) -> Result<Backup, BackupError> {
     let snapshot = rows::snapshot(db).await?;
     let derived = passphrase.map(PassphraseKey::new).transpose()?;
     let copy = |bytes: &[u8], aad: &Aad, what: &str| -> Result<Sealed, BackupError> {
         match &derived {
             None => {
-                let id = sealed_key_id(bytes).map_err(|source| BackupError::Unreadable { what: what.to_owned(), source })?;
+                let id = sealed_key_id(bytes).map_err(|source| BackupError::Unreadable {
+                    what: what.to_owned(),
+                    source,
+                })?;
                 Ok(Sealed::new(id, bytes))
             }
             Some(pk) => {
                 let plain = keys
                     .open(bytes, aad)
-                    .map_err(|source| BackupError::Unreadable { what: what.to_owned(), source })?;
-                Ok(Sealed::new(pk.ring.current_id(), &pk.ring.seal(&plain, aad)))
+                    .map_err(|source| BackupError::Unreadable {
+                        what: what.to_owned(),
+                        source,
+                    })?;
+                Ok(Sealed::new(
+                    pk.ring.current_id(),
+                    &pk.ring.seal(&plain, aad),
+                ))
             }
         }
     };
@@ -141,7 +156,11 @@ pub async fn create(db: &PgPool, keys: &KeyRing, passphrase: Option<&SecretStrin
     for r in snapshot.webhooks {
         let what = format!("webhook {}", r.id);
         data.webhook_configurations.push(WebhookRecord {
-            secret: r.secret.as_deref().map(|s| copy(s, &secret_aad(r.id), &what)).transpose()?,
+            secret: r
+                .secret
+                .as_deref()
+                .map(|s| copy(s, &secret_aad(r.id), &what))
+                .transpose()?,
             id: r.id,
             provider: r.provider,
             url: r.url,
@@ -187,8 +206,16 @@ pub async fn create(db: &PgPool, keys: &KeyRing, passphrase: Option<&SecretStrin
         .integration_configs
         .iter()
         .map(|c| &c.secrets)
-        .chain(data.webhook_configurations.iter().filter_map(|w| w.secret.as_ref()))
-        .chain(data.oauth_tokens.iter().flat_map(|t| std::iter::once(&t.access_token).chain(t.refresh_token.as_ref())))
+        .chain(
+            data.webhook_configurations
+                .iter()
+                .filter_map(|w| w.secret.as_ref()),
+        )
+        .chain(
+            data.oauth_tokens
+                .iter()
+                .flat_map(|t| std::iter::once(&t.access_token).chain(t.refresh_token.as_ref())),
+        )
         .map(|s| s.key_id.clone())
         .collect();
     let protection = match &derived {
@@ -206,12 +233,18 @@ pub async fn create(db: &PgPool, keys: &KeyRing, passphrase: Option<&SecretStrin
         key_ids: key_ids.into_iter().collect(),
         protection,
         data,
-        integrity: Integrity { algorithm: String::new(), key: String::new(), tag: String::new() },
+        integrity: Integrity {
+            algorithm: String::new(),
+            key: String::new(),
+            tag: String::new(),
+        },
     };
     match &derived {
         None => {
             let id = keys.current_id();
-            let key = keys.integrity_key(id).expect("the current key is in the keyring");
+            let key = keys
+                .integrity_key(id)
+                .expect("the current key is in the keyring");
             document.sign(&key[..], &format!("keyring:{id}"));
         }
         Some(pk) => document.sign(&pk.mac_key[..], "passphrase"),
@@ -222,22 +255,40 @@ pub async fn create(db: &PgPool, keys: &KeyRing, passphrase: Option<&SecretStrin
         webhook_configurations: document.data.webhook_configurations.len(),
         oauth_tokens: document.data.oauth_tokens.len(),
         key_ids: document.key_ids.clone(),
-        protection: if derived.is_some() { "passphrase" } else { "keyring" },
+        protection: if derived.is_some() {
+            "passphrase"
+        } else {
+            "keyring"
+        },
         sha256: hex::encode(Sha256::digest(&bytes)),
     };
     Ok(Backup { bytes, summary })
 }
 
 /// Records a finished backup in the audit log (`config_backup_created`).
-pub async fn audit_created(db: &PgPool, caller: &Caller, summary: &Summary, file: Option<&str>) -> Result<(), ApiError> {
+pub async fn audit_created(
+    db: &PgPool,
+    caller: &Caller,
+    summary: &Summary,
+    file: Option<&str>,
+) -> Result<(), ApiError> {
     let mut conn = db.acquire().await?;
     let details = json!({ "summary": summary, "file": file });
-    audit::write(&mut conn, &audit::row(caller, "config_backup_created", &resource(), true, details)).await
+    audit::write(
+        &mut conn,
+        &audit::row(caller, "config_backup_created", &resource(), true, details),
+    )
+    .await
 }
 
 /// What backup and restore audit rows are about.
 pub fn resource() -> Resource {
-    Resource { kind: "configuration_backup", id: None, provider: None, environment: None }
+    Resource {
+        kind: "configuration_backup",
+        id: None,
+        provider: None,
+        environment: None,
+    }
 }
 
 fn source_instance() -> String {

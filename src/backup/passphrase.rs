@@ -52,23 +52,41 @@ impl PassphraseKey {
 
     /// Derives the keys a file's recorded parameters name.
     pub fn derive(passphrase: &SecretString, kdf: &KdfParams) -> Result<Self, BackupError> {
-        let bad = |why: &str| BackupError::NotABackup(format!("unusable key-derivation parameters: {why}"));
+        let bad = |why: &str| {
+            BackupError::NotABackup(format!("unusable key-derivation parameters: {why}"))
+        };
         if kdf.algorithm != "argon2id" || kdf.version != 0x13 {
             return Err(bad("only argon2id version 19 is supported"));
         }
-        if kdf.memory_kib > MAX_MEMORY_KIB || kdf.iterations > MAX_ITERATIONS || kdf.parallelism > MAX_PARALLELISM {
-            return Err(bad("the cost parameters are larger than this build accepts"));
+        if kdf.memory_kib > MAX_MEMORY_KIB
+            || kdf.iterations > MAX_ITERATIONS
+            || kdf.parallelism > MAX_PARALLELISM
+        {
+            return Err(bad(
+                "the cost parameters are larger than this build accepts",
+            ));
         }
-        let salt = B64.decode(&kdf.salt).map_err(|_| bad("the salt is not base64"))?;
+        let salt = B64
+            .decode(&kdf.salt)
+            .map_err(|_| bad("the salt is not base64"))?;
         let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(32))
             .map_err(|_| bad("the cost parameters are out of range"))?;
         let mut master = Zeroizing::new([0u8; 32]);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password_into(passphrase.expose_secret().as_bytes(), &salt, &mut master[..])
+            .hash_password_into(
+                passphrase.expose_secret().as_bytes(),
+                &salt,
+                &mut master[..],
+            )
             .map_err(|_| bad("the salt is too short"))?;
         let sub = |label: &[u8]| {
             let mut out = Zeroizing::new([0u8; 32]);
-            out.copy_from_slice(&Sha256::new().chain_update(label).chain_update(&master[..]).finalize());
+            out.copy_from_slice(
+                &Sha256::new()
+                    .chain_update(label)
+                    .chain_update(&master[..])
+                    .finalize(),
+            );
             out
         };
         let seal_key = sub(b"hsq-config backup seal key v1\0");

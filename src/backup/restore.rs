@@ -37,7 +37,9 @@ impl std::str::FromStr for Mode {
         match s {
             "merge" => Ok(Self::Merge),
             "replace" => Ok(Self::Replace),
-            other => Err(format!("unknown restore mode {other:?}; expected merge or replace")),
+            other => Err(format!(
+                "unknown restore mode {other:?}; expected merge or replace"
+            )),
         }
     }
 }
@@ -130,21 +132,34 @@ pub async fn restore(
         "deleted": report.deleted, "unchanged": report.unchanged,
         "changed": !report.is_noop(), "file_sha256": report.file_sha256,
     });
-    crate::store::audit::insert(&mut tx, &audit::row(caller, "config_restored", &super::resource(), true, details))
-        .await?;
+    crate::store::audit::insert(
+        &mut tx,
+        &audit::row(caller, "config_restored", &super::resource(), true, details),
+    )
+    .await?;
     tx.commit().await?;
     Ok(report)
 }
 
 /// Checks the tag with the right key and opens every sealed value, or refuses the file.
-fn open(keys: &KeyRing, parsed: Parsed, passphrase: Option<&SecretString>) -> Result<Opened, BackupError> {
+fn open(
+    keys: &KeyRing,
+    parsed: Parsed,
+    passphrase: Option<&SecretString>,
+) -> Result<Opened, BackupError> {
     let doc = &parsed.document;
     let derived;
     let opener: &KeyRing = match &doc.protection {
         Protection::Keyring => {
-            let name = doc.integrity.key.strip_prefix("keyring:").ok_or(BackupError::Modified)?;
+            let name = doc
+                .integrity
+                .key
+                .strip_prefix("keyring:")
+                .ok_or(BackupError::Modified)?;
             let id = KeyId::parse(name).ok_or(BackupError::Modified)?;
-            let mac_key = keys.integrity_key(id).ok_or_else(|| BackupError::UnknownKey(name.to_owned()))?;
+            let mac_key = keys
+                .integrity_key(id)
+                .ok_or_else(|| BackupError::UnknownKey(name.to_owned()))?;
             parsed.verify(&mac_key[..])?;
             for id in &doc.key_ids {
                 if !KeyId::parse(id).is_some_and(|k| keys.knows(k)) {
@@ -153,7 +168,10 @@ fn open(keys: &KeyRing, parsed: Parsed, passphrase: Option<&SecretString>) -> Re
             }
             keys
         }
-        Protection::Passphrase { kdf, passphrase_key_id } => {
+        Protection::Passphrase {
+            kdf,
+            passphrase_key_id,
+        } => {
             let passphrase = passphrase.ok_or(BackupError::PassphraseRequired)?;
             derived = PassphraseKey::derive(passphrase, kdf)?;
             if derived.ring.current_id().to_string() != *passphrase_key_id {
@@ -166,17 +184,29 @@ fn open(keys: &KeyRing, parsed: Parsed, passphrase: Option<&SecretString>) -> Re
     let sha256 = hex::encode(Sha256::digest(format::Document::to_bytes(doc)));
     let doc = parsed.document;
 
-    let open_one = |sealed: &Sealed, aad: &Aad, what: &str| -> Result<zeroize::Zeroizing<Vec<u8>>, BackupError> {
-        opener.open(&sealed.bytes()?, aad).map_err(|source| match source {
-            OpenError::UnknownKey(id) => BackupError::UnknownKey(id.to_string()),
-            source => BackupError::Unreadable { what: what.to_owned(), source },
-        })
+    let open_one = |sealed: &Sealed,
+                    aad: &Aad,
+                    what: &str|
+     -> Result<zeroize::Zeroizing<Vec<u8>>, BackupError> {
+        opener
+            .open(&sealed.bytes()?, aad)
+            .map_err(|source| match source {
+                OpenError::UnknownKey(id) => BackupError::UnknownKey(id.to_string()),
+                source => BackupError::Unreadable {
+                    what: what.to_owned(),
+                    source,
+                },
+            })
     };
-    let text = |bytes: zeroize::Zeroizing<Vec<u8>>, what: &str| -> Result<SecretString, BackupError> {
-        std::str::from_utf8(&bytes)
-            .map(|s| SecretString::from(s.to_owned()))
-            .map_err(|_| BackupError::Unreadable { what: what.to_owned(), source: OpenError::Malformed })
-    };
+    let text =
+        |bytes: zeroize::Zeroizing<Vec<u8>>, what: &str| -> Result<SecretString, BackupError> {
+            std::str::from_utf8(&bytes)
+                .map(|s| SecretString::from(s.to_owned()))
+                .map_err(|_| BackupError::Unreadable {
+                    what: what.to_owned(),
+                    source: OpenError::Malformed,
+                })
+        };
 
     let mut configs = Vec::new();
     let mut config_ids = HashSet::new();
@@ -184,10 +214,16 @@ fn open(keys: &KeyRing, parsed: Parsed, passphrase: Option<&SecretString>) -> Re
         let what = format!("integration config {}/{}", rec.provider, rec.environment);
         check_place(&rec.provider, &rec.environment, &what)?;
         let plain = open_one(&rec.secrets, &secrets_aad(rec.id), &what)?;
-        let map: BTreeMap<String, String> = serde_json::from_slice(&plain)
-            .map_err(|_| BackupError::Unreadable { what: what.clone(), source: OpenError::Malformed })?;
+        let map: BTreeMap<String, String> =
+            serde_json::from_slice(&plain).map_err(|_| BackupError::Unreadable {
+                what: what.clone(),
+                source: OpenError::Malformed,
+            })?;
         config_ids.insert(rec.id);
-        let secrets = map.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect();
+        let secrets = map
+            .into_iter()
+            .map(|(k, v)| (k, SecretString::from(v)))
+            .collect();
         configs.push(OpenConfig { rec, secrets });
     }
     let mut webhooks = Vec::new();
@@ -204,16 +240,33 @@ fn open(keys: &KeyRing, parsed: Parsed, passphrase: Option<&SecretString>) -> Re
         let what = format!("OAuth token {}/{}", rec.provider, rec.environment);
         check_place(&rec.provider, &rec.environment, &what)?;
         if !config_ids.contains(&rec.integration_id) {
-            return Err(BackupError::Invalid(format!("{what} belongs to an integration config the file does not hold")));
+            return Err(BackupError::Invalid(format!(
+                "{what} belongs to an integration config the file does not hold"
+            )));
         }
-        let access = text(open_one(&rec.access_token, &token_aad(rec.id, "access_token"), &what)?, &what)?;
+        let access = text(
+            open_one(&rec.access_token, &token_aad(rec.id, "access_token"), &what)?,
+            &what,
+        )?;
         let refresh = match &rec.refresh_token {
-            Some(s) => Some(text(open_one(s, &token_aad(rec.id, "refresh_token"), &what)?, &what)?),
+            Some(s) => Some(text(
+                open_one(s, &token_aad(rec.id, "refresh_token"), &what)?,
+                &what,
+            )?),
             None => None,
         };
-        tokens.push(OpenToken { rec, access, refresh });
+        tokens.push(OpenToken {
+            rec,
+            access,
+            refresh,
+        });
     }
-    Ok(Opened { configs, webhooks, tokens, sha256 })
+    Ok(Opened {
+        configs,
+        webhooks,
+        tokens,
+        sha256,
+    })
 }
 
 fn check_place(provider: &str, environment: &str, what: &str) -> Result<(), BackupError> {
@@ -248,17 +301,31 @@ async fn apply(
 
     // Deletions first (replace mode): tokens, then configs (their remaining tokens cascade).
     if options.mode == Mode::Replace {
-        let wanted: HashSet<(&str, &str)> =
-            file.tokens.iter().map(|t| (t.rec.provider.as_str(), t.rec.environment.as_str())).collect();
-        for t in current.tokens.iter().filter(|t| !wanted.contains(&(t.provider.as_str(), t.environment.as_str()))) {
+        let wanted: HashSet<(&str, &str)> = file
+            .tokens
+            .iter()
+            .map(|t| (t.rec.provider.as_str(), t.rec.environment.as_str()))
+            .collect();
+        for t in current
+            .tokens
+            .iter()
+            .filter(|t| !wanted.contains(&(t.provider.as_str(), t.environment.as_str())))
+        {
             report.deleted.oauth_tokens += 1;
             if write {
                 rows::delete_token(tx, t.id).await?;
             }
         }
-        let wanted: HashSet<(&str, &str)> =
-            file.configs.iter().map(|c| (c.rec.provider.as_str(), c.rec.environment.as_str())).collect();
-        for c in current.configs.iter().filter(|c| !wanted.contains(&(c.provider.as_str(), c.environment.as_str()))) {
+        let wanted: HashSet<(&str, &str)> = file
+            .configs
+            .iter()
+            .map(|c| (c.rec.provider.as_str(), c.rec.environment.as_str()))
+            .collect();
+        for c in current
+            .configs
+            .iter()
+            .filter(|c| !wanted.contains(&(c.provider.as_str(), c.environment.as_str())))
+        {
             report.deleted.integration_configs += 1;
             if write {
                 rows::delete_config(tx, c.id).await?;
@@ -285,7 +352,9 @@ async fn apply(
         if let Some(row) = existing {
             let same = row.enabled == c.rec.enabled
                 && row.settings.0 == c.rec.settings
-                && keys.open_map(&row.secrets, &secrets_aad(row.id)).is_ok_and(|m| same_map(&m, &c.secrets));
+                && keys
+                    .open_map(&row.secrets, &secrets_aad(row.id))
+                    .is_ok_and(|m| same_map(&m, &c.secrets));
             if same {
                 report.unchanged.integration_configs += 1;
                 continue;
@@ -309,7 +378,10 @@ async fn apply(
             .iter()
             .find(|r| r.provider == t.rec.provider && r.environment == t.rec.environment);
         let id = existing.map_or(t.rec.id, |r| r.id);
-        let integration_id = target_of.get(&t.rec.integration_id).copied().unwrap_or(t.rec.integration_id);
+        let integration_id = target_of
+            .get(&t.rec.integration_id)
+            .copied()
+            .unwrap_or(t.rec.integration_id);
         let row = token_row(keys, &key_id, id, integration_id, t);
         if let Some(current) = existing {
             if same_token(keys, current, &row, t) {
@@ -332,7 +404,9 @@ async fn apply(
     for w in &file.webhooks {
         let row = webhook_row(keys, &key_id, w);
         match current.webhooks.iter().find(|r| r.id == w.rec.id) {
-            Some(current) if same_webhook(keys, current, w) => report.unchanged.webhook_configurations += 1,
+            Some(current) if same_webhook(keys, current, w) => {
+                report.unchanged.webhook_configurations += 1
+            }
             Some(_) => {
                 report.replaced.webhook_configurations += 1;
                 if write {
@@ -352,7 +426,9 @@ async fn apply(
 
 fn same_map(a: &SecretMap, b: &SecretMap) -> bool {
     a.len() == b.len()
-        && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && va.expose_secret() == vb.expose_secret())
+        && a.iter()
+            .zip(b.iter())
+            .all(|((ka, va), (kb, vb))| ka == kb && va.expose_secret() == vb.expose_secret())
 }
 
 fn same_secret(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
@@ -364,7 +440,12 @@ fn same_secret(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
 }
 
 fn same_token(keys: &KeyRing, current: &TokenRow, wanted: &TokenRow, file: &OpenToken) -> bool {
-    let access = keys.open_string(&current.access_token, &token_aad(current.id, "access_token")).ok();
+    let access = keys
+        .open_string(
+            &current.access_token,
+            &token_aad(current.id, "access_token"),
+        )
+        .ok();
     let refresh = match &current.refresh_token {
         Some(s) => match keys.open_string(s, &token_aad(current.id, "refresh_token")) {
             Ok(v) => Some(v),
@@ -412,7 +493,12 @@ fn config_row(keys: &KeyRing, key_id: &str, id: Uuid, c: &OpenConfig) -> ConfigR
         enabled: r.enabled,
         settings: Json(r.settings.clone()),
         secrets: keys.seal_map(&c.secrets, &secrets_aad(id)),
-        secrets_masked: Json(c.secrets.iter().map(|(k, v)| (k.clone(), mask(v.expose_secret()))).collect()),
+        secrets_masked: Json(
+            c.secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), mask(v.expose_secret())))
+                .collect(),
+        ),
         key_id: key_id.to_owned(),
         version: r.version,
         created_at: r.created_at,
@@ -432,7 +518,10 @@ fn webhook_row(keys: &KeyRing, key_id: &str, w: &OpenWebhook) -> WebhookRow {
         provider: r.provider.clone(),
         url: r.url.clone(),
         events: r.events.clone(),
-        secret: w.secret.as_ref().map(|s| keys.seal(s.expose_secret().as_bytes(), &secret_aad(r.id))),
+        secret: w
+            .secret
+            .as_ref()
+            .map(|s| keys.seal(s.expose_secret().as_bytes(), &secret_aad(r.id))),
         secret_masked: w.secret.as_ref().map(|s| mask(s.expose_secret())),
         key_id: w.secret.as_ref().map(|_| key_id.to_owned()),
         enabled: r.enabled,
@@ -445,15 +534,29 @@ fn webhook_row(keys: &KeyRing, key_id: &str, w: &OpenWebhook) -> WebhookRow {
     }
 }
 
-fn token_row(keys: &KeyRing, key_id: &str, id: Uuid, integration_id: Uuid, t: &OpenToken) -> TokenRow {
+fn token_row(
+    keys: &KeyRing,
+    key_id: &str,
+    id: Uuid,
+    integration_id: Uuid,
+    t: &OpenToken,
+) -> TokenRow {
     let r = &t.rec;
     TokenRow {
         id,
         integration_id,
         provider: r.provider.clone(),
         environment: r.environment.clone(),
-        access_token: keys.seal(t.access.expose_secret().as_bytes(), &token_aad(id, "access_token")),
-        refresh_token: t.refresh.as_ref().map(|s| keys.seal(s.expose_secret().as_bytes(), &token_aad(id, "refresh_token"))),
+        access_token: keys.seal(
+            t.access.expose_secret().as_bytes(),
+            &token_aad(id, "access_token"),
+        ),
+        refresh_token: t.refresh.as_ref().map(|s| {
+            keys.seal(
+                s.expose_secret().as_bytes(),
+                &token_aad(id, "refresh_token"),
+            )
+        }),
         key_id: key_id.to_owned(),
         token_type: r.token_type.clone(),
         expires_at: r.expires_at,

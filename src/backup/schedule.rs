@@ -28,7 +28,11 @@ const LEASE_TTL: Duration = Duration::from_secs(600);
 pub enum Round {
     /// Another replica holds the lease.
     Skipped,
-    Written { path: PathBuf, summary: Summary, removed: Vec<PathBuf> },
+    Written {
+        path: PathBuf,
+        summary: Summary,
+        removed: Vec<PathBuf>,
+    },
 }
 
 /// One scheduled round, regardless of when the last one ran: takes the lease, writes a backup
@@ -43,7 +47,11 @@ async fn leased_round(state: &AppState, only_if_due: bool) -> anyhow::Result<Rou
     let Some(lease) = lease::acquire(&state.redis, "backup", LEASE_TTL).await? else {
         return Ok(Round::Skipped);
     };
-    let result = if only_if_due && !due(state).await? { Ok(Round::Skipped) } else { round(state).await };
+    let result = if only_if_due && !due(state).await? {
+        Ok(Round::Skipped)
+    } else {
+        round(state).await
+    };
     if let Err(e) = lease.release(&state.redis).await {
         tracing::warn!(error = %e, "could not release the backup lease; it expires by itself");
     }
@@ -56,17 +64,29 @@ async fn round(state: &AppState) -> anyhow::Result<Round> {
     let path = write_new(&settings.dir, &backup.bytes).await?;
     let removed = prune(&settings.dir, settings.retain).await?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    audit_created(&state.db, &Caller::system(SCHEDULER), &backup.summary, name.as_deref())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    audit_created(
+        &state.db,
+        &Caller::system(SCHEDULER),
+        &backup.summary,
+        name.as_deref(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(file = %path.display(), removed = removed.len(), "scheduled backup written");
-    Ok(Round::Written { path, summary: backup.summary, removed })
+    Ok(Round::Written {
+        path,
+        summary: backup.summary,
+        removed,
+    })
 }
 
 /// Writes `bytes` as a new timestamped file in `dir` via a temporary name, fsync and rename,
 /// so a crash never leaves a half-written backup under a backup's name.
 pub async fn write_new(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let name = format!("{FILE_PREFIX}{}{FILE_SUFFIX}", Utc::now().format("%Y%m%dT%H%M%S%.6fZ"));
+    let name = format!(
+        "{FILE_PREFIX}{}{FILE_SUFFIX}",
+        Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+    );
     write_atomically(&dir.join(name), bytes.to_vec()).await
 }
 
@@ -74,12 +94,25 @@ pub async fn write_new(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
 pub async fn write_atomically(path: &Path, bytes: Vec<u8>) -> std::io::Result<PathBuf> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!(".{file_name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(
+            ".{file_name}.{}.tmp",
+            uuid::Uuid::new_v4().simple()
+        ));
         let written = (|| {
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -125,14 +158,22 @@ pub async fn prune(dir: &Path, retain: usize) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// When the scheduler last succeeded and the file it wrote; shared by every replica.
-pub async fn last_success(state: &AppState) -> Result<Option<(DateTime<Utc>, Option<String>)>, sqlx::Error> {
+pub async fn last_success(
+    state: &AppState,
+) -> Result<Option<(DateTime<Utc>, Option<String>)>, sqlx::Error> {
     store::backup::last_scheduled_backup(&state.db, SCHEDULER).await
 }
 
 async fn due(state: &AppState) -> Result<bool, sqlx::Error> {
     let interval = state.settings.backup.interval;
     Ok(match last_success(state).await? {
-        Some((at, _)) => Utc::now().signed_duration_since(at).to_std().unwrap_or_default() >= interval,
+        Some((at, _)) => {
+            Utc::now()
+                .signed_duration_since(at)
+                .to_std()
+                .unwrap_or_default()
+                >= interval
+        }
         None => true,
     })
 }

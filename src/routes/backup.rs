@@ -61,28 +61,55 @@ pub struct RestoreRequest {
     security(("bearer" = [])),
     responses((status = 200, description = "the backup file (application/json)", content_type = "application/json"),
                (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn create(State(state): State<AppState>, caller: Caller, body: JsonBody) -> Result<Response, ApiError> {
-    attempt(&state.db, &caller, ADMIN, "config_backup_created", &backup::resource(), async {
-        let request: BackupRequest = if body.is_empty() { BackupRequest::default() } else { body.parse()? };
-        let passphrase = request.passphrase.as_ref().or(state.settings.backup.passphrase.as_ref());
-        let made = backup::create(&state.db, &state.keyring, passphrase).await.map_err(|e| match e {
-            backup::BackupError::Invalid(message) => ApiError::field("passphrase", message),
-            other => other.into(),
-        })?;
-        let name = format!("hsq-config-backup-{}.json", Utc::now().format("%Y%m%dT%H%M%SZ"));
-        backup::audit_created(&state.db, &caller, &made.summary, Some(&name)).await?;
-        let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        Ok((
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                (header::CONTENT_DISPOSITION, disposition),
-            ],
-            made.bytes,
-        )
-            .into_response())
-    })
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "config_backup_created",
+        &backup::resource(),
+        async {
+            let request: BackupRequest = if body.is_empty() {
+                BackupRequest::default()
+            } else {
+                body.parse()?
+            };
+            let passphrase = request.passphrase.as_ref().or(state
+                .settings
+                .backup
+                .passphrase
+                .as_ref());
+            let made = backup::create(&state.db, &state.keyring, passphrase)
+                .await
+                .map_err(|e| match e {
+                    backup::BackupError::Invalid(message) => ApiError::field("passphrase", message),
+                    other => other.into(),
+                })?;
+            let name = format!(
+                "hsq-config-backup-{}.json",
+                Utc::now().format("%Y%m%dT%H%M%SZ")
+            );
+            backup::audit_created(&state.db, &caller, &made.summary, Some(&name)).await?;
+            let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                made.bytes,
+            )
+                .into_response())
+        },
+    )
     .await
 }
 
@@ -93,13 +120,33 @@ async fn create(State(state): State<AppState>, caller: Caller, body: JsonBody) -
     security(("bearer" = [])),
     responses((status = 200, body = RestoreReport), (status = 403, body = Problem),
                (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn restore_backup(State(state): State<AppState>, caller: Caller, body: JsonBody) -> Result<Response, ApiError> {
-    attempt(&state.db, &caller, ADMIN, "config_restored", &backup::resource(), async {
-        let request: RestoreRequest = body.parse()?;
-        let parsed = format::parse_value(request.backup, None)?;
-        let options = RestoreOptions { mode: request.mode, dry_run: request.dry_run, passphrase: request.passphrase };
-        let report = restore::restore(&state.db, &state.keyring, &caller, parsed, &options).await?;
-        Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(report)).into_response())
-    })
+async fn restore_backup(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "config_restored",
+        &backup::resource(),
+        async {
+            let request: RestoreRequest = body.parse()?;
+            let parsed = format::parse_value(request.backup, None)?;
+            let options = RestoreOptions {
+                mode: request.mode,
+                dry_run: request.dry_run,
+                passphrase: request.passphrase,
+            };
+            let report =
+                restore::restore(&state.db, &state.keyring, &caller, parsed, &options).await?;
+            Ok((
+                [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+                Json(report),
+            )
+                .into_response())
+        },
+    )
     .await
 }

@@ -12,7 +12,11 @@ pub async fn lock_head(conn: &mut PgConnection) -> Result<Vec<u8>, sqlx::Error> 
         .await
 }
 
-pub async fn set_head(conn: &mut PgConnection, last_id: i64, last_hash: &[u8]) -> Result<(), sqlx::Error> {
+pub async fn set_head(
+    conn: &mut PgConnection,
+    last_id: i64,
+    last_hash: &[u8],
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE audit_chain_head SET last_id = $1, last_hash = $2 WHERE singleton")
         .bind(last_id)
         .bind(last_hash)
@@ -57,7 +61,11 @@ pub async fn insert_checkpoint(
 }
 
 /// Rows with a hash, in chain (id) order, after `after_id`.
-pub async fn chained_page(db: &PgPool, after_id: i64, limit: i64) -> Result<Vec<AuditRow>, sqlx::Error> {
+pub async fn chained_page(
+    db: &PgPool,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT * FROM configuration_audit_logs WHERE hash IS NOT NULL AND id > $1
           ORDER BY id LIMIT $2",

@@ -52,16 +52,21 @@ pub async fn snapshot(db: &PgPool) -> Result<Snapshot, sqlx::Error> {
 
 /// The current rows, read inside the caller's transaction.
 pub async fn read_all(conn: &mut PgConnection) -> Result<Snapshot, sqlx::Error> {
-    let configs = sqlx::query_as("SELECT * FROM integration_configs ORDER BY provider, environment")
-        .fetch_all(&mut *conn)
-        .await?;
+    let configs =
+        sqlx::query_as("SELECT * FROM integration_configs ORDER BY provider, environment")
+            .fetch_all(&mut *conn)
+            .await?;
     let webhooks = sqlx::query_as("SELECT * FROM webhook_configurations ORDER BY id")
         .fetch_all(&mut *conn)
         .await?;
     let tokens = sqlx::query_as("SELECT * FROM oauth_tokens ORDER BY provider, environment")
         .fetch_all(&mut *conn)
         .await?;
-    Ok(Snapshot { configs, webhooks, tokens })
+    Ok(Snapshot {
+        configs,
+        webhooks,
+        tokens,
+    })
 }
 
 /// Blocks other writers of the restored tables until the restore's transaction ends.
@@ -106,7 +111,11 @@ pub async fn insert_config(conn: &mut PgConnection, r: &ConfigRow) -> Result<(),
 
 /// Replaces a config's content in place, keeping its id; the version moves on so stale
 /// `If-Match` headers fail.
-pub async fn replace_config(conn: &mut PgConnection, r: &ConfigRow, actor: &str) -> Result<(), sqlx::Error> {
+pub async fn replace_config(
+    conn: &mut PgConnection,
+    r: &ConfigRow,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE integration_configs
             SET enabled = $2, settings = $3, secrets = $4, secrets_masked = $5, key_id = $6,
@@ -163,7 +172,11 @@ pub async fn insert_webhook(conn: &mut PgConnection, r: &WebhookRow) -> Result<(
     .map(|_| ())
 }
 
-pub async fn replace_webhook(conn: &mut PgConnection, r: &WebhookRow, actor: &str) -> Result<(), sqlx::Error> {
+pub async fn replace_webhook(
+    conn: &mut PgConnection,
+    r: &WebhookRow,
+    actor: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE webhook_configurations
             SET provider = $2, url = $3, events = $4, secret = $5, secret_masked = $6, key_id = $7,

@@ -21,7 +21,12 @@ pub async fn configs_to_rotate(
 }
 
 /// Re-sealed content only: version and timestamps stay, so clients' ETags stay valid.
-pub async fn set_config_secrets(conn: &mut PgConnection, id: Uuid, sealed: &[u8], key_id: &str) -> Result<(), sqlx::Error> {
+pub async fn set_config_secrets(
+    conn: &mut PgConnection,
+    id: Uuid,
+    sealed: &[u8],
+    key_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE integration_configs SET secrets = $2, key_id = $3 WHERE id = $1")
         .bind(id)
         .bind(sealed)
@@ -47,7 +52,12 @@ pub async fn webhooks_to_rotate(
     .await
 }
 
-pub async fn set_webhook_secret(conn: &mut PgConnection, id: Uuid, sealed: &[u8], key_id: &str) -> Result<(), sqlx::Error> {
+pub async fn set_webhook_secret(
+    conn: &mut PgConnection,
+    id: Uuid,
+    sealed: &[u8],
+    key_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE webhook_configurations SET secret = $2, key_id = $3 WHERE id = $1")
         .bind(id)
         .bind(sealed)
@@ -80,14 +90,16 @@ pub async fn set_token_secrets(
     refresh: Option<&[u8]>,
     key_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE oauth_tokens SET access_token = $2, refresh_token = $3, key_id = $4 WHERE id = $1")
-        .bind(id)
-        .bind(access)
-        .bind(refresh)
-        .bind(key_id)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    sqlx::query(
+        "UPDATE oauth_tokens SET access_token = $2, refresh_token = $3, key_id = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(access)
+    .bind(refresh)
+    .bind(key_id)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Drops the keyring canaries of every key but `current`, once no data is sealed under them,

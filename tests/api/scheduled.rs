@@ -22,7 +22,10 @@ fn backup_files(dir: &std::path::Path) -> Vec<String> {
 async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = TestApp::spawn_with(|vars| {
-        vars.insert("BACKUP_DIR".into(), dir.path().to_string_lossy().into_owned());
+        vars.insert(
+            "BACKUP_DIR".into(),
+            dir.path().to_string_lossy().into_owned(),
+        );
         vars.insert("CONFIG_BACKUP_RETAIN".into(), "3".into());
     })
     .await;
@@ -32,12 +35,21 @@ async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
     let mut written = Vec::new();
     for _ in 0..5 {
         match run_backup_round(&state).await.expect("round") {
-            Round::Written { path, .. } => written.push(path.file_name().expect("name").to_string_lossy().into_owned()),
+            Round::Written { path, .. } => written.push(
+                path.file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
             Round::Skipped => panic!("nobody else holds the lease"),
         }
     }
     let newest: Vec<String> = written[2..].to_vec();
-    assert_eq!(backup_files(dir.path()), newest, "the newest three remain; no temporary files");
+    assert_eq!(
+        backup_files(dir.path()),
+        newest,
+        "the newest three remain; no temporary files"
+    );
     for name in &newest {
         let bytes = std::fs::read(dir.path().join(name)).expect("read");
         format::parse(&bytes, true).expect("a complete, canonical backup file");
@@ -45,30 +57,64 @@ async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
             assert!(!text(&bytes).contains(canary));
         }
     }
-    assert_eq!(app.audit_count("config_backup_created", Some(true)).await, 5);
+    assert_eq!(
+        app.audit_count("config_backup_created", Some(true)).await,
+        5
+    );
 
     // Another replica holding the lease makes this round step aside.
     let held = lease::acquire(&state.redis, "backup", std::time::Duration::from_secs(60))
         .await
         .expect("redis")
         .expect("free");
-    assert!(matches!(run_backup_round(&state).await.expect("round"), Round::Skipped));
+    let mut redis = state.redis.conn().await.expect("redis");
+    let held_key: bool = redis::cmd("EXISTS")
+        .arg(format!("{}lease:backup", app.prefix()))
+        .query_async(&mut redis)
+        .await
+        .expect("exists");
+    assert!(
+        held_key,
+        "the lease lives under the instance's Redis prefix"
+    );
+    assert!(matches!(
+        run_backup_round(&state).await.expect("round"),
+        Round::Skipped
+    ));
     held.release(&state.redis).await.expect("release");
-    assert!(matches!(run_backup_round(&state).await.expect("round"), Round::Written { .. }));
+    assert!(matches!(
+        run_backup_round(&state).await.expect("round"),
+        Round::Written { .. }
+    ));
     let files = backup_files(dir.path());
     assert_eq!(files.len(), 3);
 
-    let health: Value = reqwest::get(app.url("/api/config/health")).await.expect("health").json().await.expect("json");
-    assert_eq!(health["backup"]["info"]["last_file"].as_str(), files.last().map(String::as_str), "{health}");
+    let health: Value = reqwest::get(app.url("/api/config/health"))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        health["backup"]["info"]["last_file"].as_str(),
+        files.last().map(String::as_str),
+        "{health}"
+    );
     assert!(health["backup"]["info"]["last_success_at"].is_string());
-    assert_eq!(health["backup"]["status"], "disabled", "this app does not schedule backups itself");
+    assert_eq!(
+        health["backup"]["status"], "disabled",
+        "this app does not schedule backups itself"
+    );
 }
 
 #[tokio::test]
 async fn an_enabled_scheduler_takes_a_backup_when_one_is_due() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = TestApp::spawn_with(|vars| {
-        vars.insert("BACKUP_DIR".into(), dir.path().to_string_lossy().into_owned());
+        vars.insert(
+            "BACKUP_DIR".into(),
+            dir.path().to_string_lossy().into_owned(),
+        );
         vars.insert("CONFIG_BACKUP_ENABLED".into(), "true".into());
     })
     .await;
@@ -82,6 +128,11 @@ async fn an_enabled_scheduler_takes_a_backup_when_one_is_due() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(files.len(), 1, "one scheduled backup: {files:?}");
-    let health: Value = reqwest::get(app.url("/api/config/health")).await.expect("health").json().await.expect("json");
+    let health: Value = reqwest::get(app.url("/api/config/health"))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(health["backup"]["status"], "ok", "{health}");
 }

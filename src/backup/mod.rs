@@ -108,7 +108,10 @@ pub async fn create(
     passphrase: Option<&SecretString>,
 ) -> Result<Backup, BackupError> {
     let snapshot = rows::snapshot(db).await?;
-    let derived = passphrase.map(PassphraseKey::new).transpose()?;
+    let derived = match passphrase {
+        Some(p) => Some(PassphraseKey::new_blocking(p.clone()).await?),
+        None => None,
+    };
     let copy = |bytes: &[u8], aad: &Aad, what: &str| -> Result<Sealed, BackupError> {
         match &derived {
             None => {

@@ -30,6 +30,23 @@ pub struct PassphraseKey {
 }
 
 impl PassphraseKey {
+    /// [`PassphraseKey::new`] off the async runtime: Argon2id is deliberately slow.
+    pub async fn new_blocking(passphrase: SecretString) -> Result<Self, BackupError> {
+        tokio::task::spawn_blocking(move || Self::new(&passphrase))
+            .await
+            .map_err(|_| BackupError::Invalid("the key derivation task failed".into()))?
+    }
+
+    /// [`PassphraseKey::derive`] off the async runtime.
+    pub async fn derive_blocking(
+        passphrase: SecretString,
+        kdf: KdfParams,
+    ) -> Result<Self, BackupError> {
+        tokio::task::spawn_blocking(move || Self::derive(&passphrase, &kdf))
+            .await
+            .map_err(|_| BackupError::Invalid("the key derivation task failed".into()))?
+    }
+
     /// Derives fresh keys with a random salt (for a new backup).
     pub fn new(passphrase: &SecretString) -> Result<Self, BackupError> {
         if passphrase.expose_secret().chars().count() < MIN_BACKUP_PASSPHRASE_CHARS {

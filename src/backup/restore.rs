@@ -117,7 +117,13 @@ pub async fn restore(
     parsed: Parsed,
     options: &RestoreOptions,
 ) -> Result<RestoreReport, BackupError> {
-    let opened = open(keys, parsed, options.passphrase.as_ref())?;
+    let derived = match (&parsed.document.protection, &options.passphrase) {
+        (Protection::Passphrase { kdf, .. }, Some(passphrase)) => {
+            Some(PassphraseKey::derive_blocking(passphrase.clone(), kdf.clone()).await?)
+        }
+        _ => None,
+    };
+    let opened = open(keys, parsed, derived)?;
     let mut tx = db.begin().await?;
     if !options.dry_run {
         rows::lock_for_restore(&mut tx).await?;
@@ -145,10 +151,9 @@ pub async fn restore(
 fn open(
     keys: &KeyRing,
     parsed: Parsed,
-    passphrase: Option<&SecretString>,
+    derived: Option<PassphraseKey>,
 ) -> Result<Opened, BackupError> {
     let doc = &parsed.document;
-    let derived;
     let opener: &KeyRing = match &doc.protection {
         Protection::Keyring => {
             let name = doc
@@ -169,11 +174,9 @@ fn open(
             keys
         }
         Protection::Passphrase {
-            kdf,
-            passphrase_key_id,
+            passphrase_key_id, ..
         } => {
-            let passphrase = passphrase.ok_or(BackupError::PassphraseRequired)?;
-            derived = PassphraseKey::derive(passphrase, kdf)?;
+            let derived = derived.as_ref().ok_or(BackupError::PassphraseRequired)?;
             if derived.ring.current_id().to_string() != *passphrase_key_id {
                 return Err(BackupError::WrongPassphrase);
             }

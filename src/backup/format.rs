@@ -273,3 +273,61 @@ impl Parsed {
             .map_err(|_| BackupError::Modified)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed() -> Document {
+        let mut doc = Document {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            created_at: Utc::now(),
+            source_instance: "test".into(),
+            key_ids: vec![],
+            protection: Protection::Keyring,
+            data: Data::default(),
+            integrity: Integrity {
+                algorithm: String::new(),
+                key: String::new(),
+                tag: String::new(),
+            },
+        };
+        doc.sign(&[7; 32], "keyring:0011223344556677");
+        doc
+    }
+
+    #[test]
+    fn a_signed_file_verifies_with_its_key_only() {
+        let bytes = signed().to_bytes();
+        let parsed = parse(&bytes, true).expect("parses");
+        parsed.verify(&[7; 32]).expect("verifies");
+        assert!(matches!(
+            parsed.verify(&[8; 32]),
+            Err(BackupError::Modified)
+        ));
+    }
+
+    #[test]
+    fn the_cli_wants_the_exact_bytes_and_the_api_the_same_content() {
+        let value: Value = serde_json::from_slice(&signed().to_bytes()).expect("json");
+        let pretty = serde_json::to_vec_pretty(&value).expect("pretty");
+        assert!(matches!(parse(&pretty, true), Err(BackupError::Modified)));
+        let parsed = parse(&pretty, false).expect("same content");
+        parsed
+            .verify(&[7; 32])
+            .expect("the tag covers content, not layout");
+    }
+
+    #[test]
+    fn a_newer_format_is_named() {
+        let mut value: Value = serde_json::from_slice(&signed().to_bytes()).expect("json");
+        value["format_version"] = Value::from(FORMAT_VERSION + 1);
+        let err = parse_value(value, None).err().expect("refused");
+        assert!(
+            err.to_string()
+                .contains(&format!("version {}", FORMAT_VERSION + 1)),
+            "{err}"
+        );
+    }
+}

@@ -414,3 +414,45 @@ async fn a_restore_that_fails_midway_leaves_the_database_as_it_was() {
         "only the refusal is audited"
     );
 }
+
+#[tokio::test]
+async fn the_api_takes_and_restores_passphrase_backups_across_keys() {
+    let a = TestApp::spawn().await;
+    populate(&a).await;
+    let before = picture(&a, &a.address, &keyring(&a.vars)).await;
+    let p = problem(
+        a.post_json("/api/config/backup", &json!({"passphrase": "too short"}))
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "passphrase");
+
+    let passphrase = "a passphrase for the api test";
+    let file = take_backup(&a, Some(json!({ "passphrase": passphrase }))).await;
+    let document: Value = serde_json::from_slice(&file).expect("json");
+    assert_eq!(document["protection"]["mode"], "passphrase");
+    assert_eq!(document["protection"]["kdf"]["algorithm"], "argon2id");
+
+    let b = TestApp::spawn().await;
+    let untouched = dump(&b.db.pool).await;
+    let p = problem(
+        post_restore(
+            &b,
+            json!({"backup": document, "passphrase": "not the passphrase at all"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "passphrase");
+    assert_eq!(dump(&b.db.pool).await, with_refusal_rows(&untouched, 1));
+
+    let r = post_restore(&b, json!({"backup": document, "passphrase": passphrase})).await;
+    assert_eq!(r.status(), 200);
+    let after = picture(&b, &b.address, &keyring(&b.vars)).await;
+    assert_eq!(
+        after, before,
+        "masked reads, reveals and tokens match under B's key"
+    );
+}

@@ -139,20 +139,26 @@ impl VerifyReport {
 /// Walks the chain from the latest retention checkpoint (or the genesis hash) and reports the
 /// first row whose content, link or position does not verify.
 pub async fn verify(db: &PgPool) -> Result<VerifyReport, sqlx::Error> {
-    let checkpoint = chain::latest_checkpoint(db).await?;
+    // One snapshot: rows appended or deleted by retention while we read do not look like
+    // breaks.
+    let mut tx = db.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let checkpoint = chain::latest_checkpoint(&mut tx).await?;
     let mut expected_prev = checkpoint
         .as_ref()
         .map_or(GENESIS.to_vec(), |(_, h)| h.clone());
     let mut after = checkpoint.as_ref().map_or(0, |(id, _)| *id);
     let mut report = VerifyReport {
         rows_verified: 0,
-        unchained_rows: chain::unchained_count(db).await?,
+        unchained_rows: chain::unchained_count(&mut tx).await?,
         starts_after_checkpoint: checkpoint.as_ref().map(|(id, _)| *id),
         first_break: None,
     };
-    let mut last_id = None;
+    let mut last_id = checkpoint.as_ref().map(|(id, _)| *id);
     loop {
-        let page = chain::chained_page(db, after, PAGE).await?;
+        let page = chain::chained_page(&mut tx, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for row in &page {
@@ -169,13 +175,14 @@ pub async fn verify(db: &PgPool) -> Result<VerifyReport, sqlx::Error> {
         }
     }
     // The head names the newest row: rows cut from the end of the chain show up here.
-    let (head_id, head_hash) = chain::head(db).await?;
-    if head_id.is_some() && (head_id != last_id || head_hash != expected_prev) {
+    let (head_id, head_hash) = chain::head(&mut tx).await?;
+    tx.rollback().await?;
+    if head_id != last_id || head_hash != expected_prev {
         report.first_break = Some(Break {
             row_id: head_id.unwrap_or_default(),
             reason: format!(
                 "the chain head names row {} but the last row that verifies is {}; rows were removed from the end",
-                head_id.unwrap_or_default(),
+                head_id.map_or_else(|| "none".to_owned(), |id| id.to_string()),
                 last_id.map_or_else(|| "none".to_owned(), |id| id.to_string())
             ),
         });

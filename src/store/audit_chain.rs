@@ -1,7 +1,7 @@
 //! The audit chain's bookkeeping: the chain head, retention checkpoints and ordered reads.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use super::audit::AuditRow;
 
@@ -26,19 +26,21 @@ pub async fn set_head(
 }
 
 /// The head as last committed: `(last_id, last_hash)`.
-pub async fn head(db: &PgPool) -> Result<(Option<i64>, Vec<u8>), sqlx::Error> {
+pub async fn head(conn: &mut PgConnection) -> Result<(Option<i64>, Vec<u8>), sqlx::Error> {
     sqlx::query_as("SELECT last_id, last_hash FROM audit_chain_head WHERE singleton")
-        .fetch_one(db)
+        .fetch_one(&mut *conn)
         .await
 }
 
 /// The newest retention checkpoint: `(deleted_through_id, last_deleted_hash)`.
-pub async fn latest_checkpoint(db: &PgPool) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error> {
+pub async fn latest_checkpoint(
+    conn: &mut PgConnection,
+) -> Result<Option<(i64, Vec<u8>)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT deleted_through_id, last_deleted_hash FROM audit_chain_checkpoints
           ORDER BY deleted_through_id DESC LIMIT 1",
     )
-    .fetch_optional(db)
+    .fetch_optional(&mut *conn)
     .await
 }
 
@@ -62,7 +64,7 @@ pub async fn insert_checkpoint(
 
 /// Rows with a hash, in chain (id) order, after `after_id`.
 pub async fn chained_page(
-    db: &PgPool,
+    conn: &mut PgConnection,
     after_id: i64,
     limit: i64,
 ) -> Result<Vec<AuditRow>, sqlx::Error> {
@@ -72,14 +74,14 @@ pub async fn chained_page(
     )
     .bind(after_id)
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(&mut *conn)
     .await
 }
 
 /// Rows written before the chain existed.
-pub async fn unchained_count(db: &PgPool) -> Result<i64, sqlx::Error> {
+pub async fn unchained_count(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM configuration_audit_logs WHERE hash IS NULL")
-        .fetch_one(db)
+        .fetch_one(&mut *conn)
         .await
 }
 

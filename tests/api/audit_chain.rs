@@ -223,3 +223,22 @@ async fn audit_verify_names_an_edited_row_and_a_removed_row() {
         "the row after the removed one is named"
     );
 }
+
+#[tokio::test]
+async fn cutting_rows_from_the_end_is_caught_by_the_chain_head() {
+    let app = TestApp::spawn().await;
+    busy_writers(&app).await;
+    let newest: i64 = sqlx::query_scalar("SELECT max(id) FROM configuration_audit_logs")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("max");
+    sqlx::query("DELETE FROM configuration_audit_logs WHERE id = $1")
+        .bind(newest)
+        .execute(&app.db.pool)
+        .await
+        .expect("delete");
+    let report = audit_chain::verify(&app.db.pool).await.expect("verify");
+    let broken = report.first_break.expect("a break");
+    assert_eq!(broken.row_id, newest);
+    assert!(broken.reason.contains("removed from the end"), "{}", broken.reason);
+}

@@ -120,7 +120,7 @@ async fn an_enabled_scheduler_takes_a_backup_when_one_is_due() {
     .await;
     // No backup has ever run, so the first tick is due; wait for it by bounded polling.
     let mut files = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..600 {
         files = backup_files(dir.path());
         if !files.is_empty() && app.audit_count("config_backup_created", Some(true)).await == 1 {
             break;

@@ -7,8 +7,10 @@
 //! deployment with another `ENCRYPTION_KEY`.
 
 pub mod format;
+mod open;
 mod passphrase;
 pub mod restore;
+mod restored_rows;
 pub mod schedule;
 
 use std::collections::BTreeSet;

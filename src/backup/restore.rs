@@ -1,26 +1,24 @@
 //! Restore: verify the whole file first, then apply it in one transaction or not at all.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool, types::Json};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::format::{self, ConfigRecord, Parsed, Protection, Sealed, TokenRecord, WebhookRecord};
-use super::{BackupError, PassphraseKey, token_aad};
+use super::format::{Parsed, Protection};
+use super::open::{Opened, open};
+use super::restored_rows::{
+    config_row, same_map, same_token, same_webhook, token_row, webhook_row,
+};
+use super::{BackupError, PassphraseKey};
 use crate::audit;
 use crate::auth::Caller;
-use crate::crypto::{Aad, KeyId, KeyRing, OpenError, SecretMap};
-use crate::domain::{Environment, Provider};
+use crate::crypto::KeyRing;
 use crate::integrations::secrets_aad;
-use crate::mask::mask;
-use crate::store::backup::{self as rows, TokenRow};
-use crate::store::integrations::ConfigRow;
-use crate::store::webhooks::WebhookRow;
-use crate::webhooks::secret_aad;
+use crate::store::backup as rows;
 
 /// `merge` keeps rows the file does not mention; `replace` deletes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -84,30 +82,6 @@ pub struct RestoreOptions {
     pub passphrase: Option<SecretString>,
 }
 
-struct OpenConfig {
-    rec: ConfigRecord,
-    secrets: SecretMap,
-}
-
-struct OpenWebhook {
-    rec: WebhookRecord,
-    secret: Option<SecretString>,
-}
-
-struct OpenToken {
-    rec: TokenRecord,
-    access: SecretString,
-    refresh: Option<SecretString>,
-}
-
-/// Everything in the file, verified and opened in memory; nothing touched yet.
-struct Opened {
-    configs: Vec<OpenConfig>,
-    webhooks: Vec<OpenWebhook>,
-    tokens: Vec<OpenToken>,
-    sha256: String,
-}
-
 /// Verifies the file (integrity, passphrase, key ids, every sealed value), then applies it in
 /// one transaction and audits one `config_restored` row. With `dry_run`, nothing is written.
 pub async fn restore(
@@ -145,139 +119,6 @@ pub async fn restore(
     .await?;
     tx.commit().await?;
     Ok(report)
-}
-
-/// Checks the tag with the right key and opens every sealed value, or refuses the file.
-fn open(
-    keys: &KeyRing,
-    parsed: Parsed,
-    derived: Option<PassphraseKey>,
-) -> Result<Opened, BackupError> {
-    let doc = &parsed.document;
-    let opener: &KeyRing = match &doc.protection {
-        Protection::Keyring => {
-            let name = doc
-                .integrity
-                .key
-                .strip_prefix("keyring:")
-                .ok_or(BackupError::Modified)?;
-            let id = KeyId::parse(name).ok_or(BackupError::Modified)?;
-            let mac_key = keys
-                .integrity_key(id)
-                .ok_or_else(|| BackupError::UnknownKey(name.to_owned()))?;
-            parsed.verify(&mac_key[..])?;
-            for id in &doc.key_ids {
-                if !KeyId::parse(id).is_some_and(|k| keys.knows(k)) {
-                    return Err(BackupError::UnknownKey(id.clone()));
-                }
-            }
-            keys
-        }
-        Protection::Passphrase {
-            passphrase_key_id, ..
-        } => {
-            let derived = derived.as_ref().ok_or(BackupError::PassphraseRequired)?;
-            if derived.ring.current_id().to_string() != *passphrase_key_id {
-                return Err(BackupError::WrongPassphrase);
-            }
-            parsed.verify(&derived.mac_key[..])?;
-            &derived.ring
-        }
-    };
-    let sha256 = hex::encode(Sha256::digest(format::Document::to_bytes(doc)));
-    let doc = parsed.document;
-
-    let open_one = |sealed: &Sealed,
-                    aad: &Aad,
-                    what: &str|
-     -> Result<zeroize::Zeroizing<Vec<u8>>, BackupError> {
-        opener
-            .open(&sealed.bytes()?, aad)
-            .map_err(|source| match source {
-                OpenError::UnknownKey(id) => BackupError::UnknownKey(id.to_string()),
-                source => BackupError::Unreadable {
-                    what: what.to_owned(),
-                    source,
-                },
-            })
-    };
-    let text =
-        |bytes: zeroize::Zeroizing<Vec<u8>>, what: &str| -> Result<SecretString, BackupError> {
-            std::str::from_utf8(&bytes)
-                .map(|s| SecretString::from(s.to_owned()))
-                .map_err(|_| BackupError::Unreadable {
-                    what: what.to_owned(),
-                    source: OpenError::Malformed,
-                })
-        };
-
-    let mut configs = Vec::new();
-    let mut config_ids = HashSet::new();
-    for rec in doc.data.integration_configs {
-        let what = format!("integration config {}/{}", rec.provider, rec.environment);
-        check_place(&rec.provider, &rec.environment, &what)?;
-        let plain = open_one(&rec.secrets, &secrets_aad(rec.id), &what)?;
-        let map: BTreeMap<String, String> =
-            serde_json::from_slice(&plain).map_err(|_| BackupError::Unreadable {
-                what: what.clone(),
-                source: OpenError::Malformed,
-            })?;
-        config_ids.insert(rec.id);
-        let secrets = map
-            .into_iter()
-            .map(|(k, v)| (k, SecretString::from(v)))
-            .collect();
-        configs.push(OpenConfig { rec, secrets });
-    }
-    let mut webhooks = Vec::new();
-    for rec in doc.data.webhook_configurations {
-        let what = format!("webhook {}", rec.id);
-        let secret = match &rec.secret {
-            Some(s) => Some(text(open_one(s, &secret_aad(rec.id), &what)?, &what)?),
-            None => None,
-        };
-        webhooks.push(OpenWebhook { rec, secret });
-    }
-    let mut tokens = Vec::new();
-    for rec in doc.data.oauth_tokens {
-        let what = format!("OAuth token {}/{}", rec.provider, rec.environment);
-        check_place(&rec.provider, &rec.environment, &what)?;
-        if !config_ids.contains(&rec.integration_id) {
-            return Err(BackupError::Invalid(format!(
-                "{what} belongs to an integration config the file does not hold"
-            )));
-        }
-        let access = text(
-            open_one(&rec.access_token, &token_aad(rec.id, "access_token"), &what)?,
-            &what,
-        )?;
-        let refresh = match &rec.refresh_token {
-            Some(s) => Some(text(
-                open_one(s, &token_aad(rec.id, "refresh_token"), &what)?,
-                &what,
-            )?),
-            None => None,
-        };
-        tokens.push(OpenToken {
-            rec,
-            access,
-            refresh,
-        });
-    }
-    Ok(Opened {
-        configs,
-        webhooks,
-        tokens,
-        sha256,
-    })
-}
-
-fn check_place(provider: &str, environment: &str, what: &str) -> Result<(), BackupError> {
-    provider
-        .parse::<Provider>()
-        .and_then(|_| environment.parse::<Environment>())
-        .map(|_| ())
-        .map_err(|e| BackupError::Invalid(format!("{what}: {e}")))
 }
 
 /// Compares the file with the database and, unless dry-running, writes the difference.
@@ -425,153 +266,4 @@ async fn apply(
         }
     }
     Ok(report)
-}
-
-fn same_map(a: &SecretMap, b: &SecretMap) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b.iter())
-            .all(|((ka, va), (kb, vb))| ka == kb && va.expose_secret() == vb.expose_secret())
-}
-
-fn same_secret(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
-        _ => false,
-    }
-}
-
-fn same_token(keys: &KeyRing, current: &TokenRow, wanted: &TokenRow, file: &OpenToken) -> bool {
-    let access = keys
-        .open_string(
-            &current.access_token,
-            &token_aad(current.id, "access_token"),
-        )
-        .ok();
-    let refresh = match &current.refresh_token {
-        Some(s) => match keys.open_string(s, &token_aad(current.id, "refresh_token")) {
-            Ok(v) => Some(v),
-            Err(_) => return false,
-        },
-        None => None,
-    };
-    current.integration_id == wanted.integration_id
-        && current.token_type == wanted.token_type
-        && current.expires_at == wanted.expires_at
-        && current.refresh_expires_at == wanted.refresh_expires_at
-        && current.scope == wanted.scope
-        && current.realm_id == wanted.realm_id
-        && current.hub_id == wanted.hub_id
-        && current.stripe_user_id == wanted.stripe_user_id
-        && current.status == wanted.status
-        && current.last_refreshed_at == wanted.last_refreshed_at
-        && same_secret(access.as_ref(), Some(&file.access))
-        && same_secret(refresh.as_ref(), file.refresh.as_ref())
-}
-
-fn same_webhook(keys: &KeyRing, current: &WebhookRow, file: &OpenWebhook) -> bool {
-    let secret = match &current.secret {
-        Some(s) => match keys.open_string(s, &secret_aad(current.id)) {
-            Ok(v) => Some(v),
-            Err(_) => return false,
-        },
-        None => None,
-    };
-    current.provider == file.rec.provider
-        && current.url == file.rec.url
-        && current.events == file.rec.events
-        && current.enabled == file.rec.enabled
-        && current.description == file.rec.description
-        && same_secret(secret.as_ref(), file.secret.as_ref())
-}
-
-/// The row to write for a file config, re-sealed under the current key for row `id`.
-fn config_row(keys: &KeyRing, key_id: &str, id: Uuid, c: &OpenConfig) -> ConfigRow {
-    let r = &c.rec;
-    ConfigRow {
-        id,
-        provider: r.provider.clone(),
-        environment: r.environment.clone(),
-        enabled: r.enabled,
-        settings: Json(r.settings.clone()),
-        secrets: keys.seal_map(&c.secrets, &secrets_aad(id)),
-        secrets_masked: Json(
-            c.secrets
-                .iter()
-                .map(|(k, v)| (k.clone(), mask(v.expose_secret())))
-                .collect(),
-        ),
-        key_id: key_id.to_owned(),
-        version: r.version,
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-        created_by: r.created_by.clone(),
-        updated_by: r.updated_by.clone(),
-        last_validated_at: r.last_validated_at,
-        last_validation_status: r.last_validation_status.clone(),
-        last_validation_detail: r.last_validation_detail.clone(),
-    }
-}
-
-fn webhook_row(keys: &KeyRing, key_id: &str, w: &OpenWebhook) -> WebhookRow {
-    let r = &w.rec;
-    WebhookRow {
-        id: r.id,
-        provider: r.provider.clone(),
-        url: r.url.clone(),
-        events: r.events.clone(),
-        secret: w
-            .secret
-            .as_ref()
-            .map(|s| keys.seal(s.expose_secret().as_bytes(), &secret_aad(r.id))),
-        secret_masked: w.secret.as_ref().map(|s| mask(s.expose_secret())),
-        key_id: w.secret.as_ref().map(|_| key_id.to_owned()),
-        enabled: r.enabled,
-        description: r.description.clone(),
-        version: r.version,
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-        created_by: r.created_by.clone(),
-        updated_by: r.updated_by.clone(),
-    }
-}
-
-fn token_row(
-    keys: &KeyRing,
-    key_id: &str,
-    id: Uuid,
-    integration_id: Uuid,
-    t: &OpenToken,
-) -> TokenRow {
-    let r = &t.rec;
-    TokenRow {
-        id,
-        integration_id,
-        provider: r.provider.clone(),
-        environment: r.environment.clone(),
-        access_token: keys.seal(
-            t.access.expose_secret().as_bytes(),
-            &token_aad(id, "access_token"),
-        ),
-        refresh_token: t.refresh.as_ref().map(|s| {
-            keys.seal(
-                s.expose_secret().as_bytes(),
-                &token_aad(id, "refresh_token"),
-            )
-        }),
-        key_id: key_id.to_owned(),
-        token_type: r.token_type.clone(),
-        expires_at: r.expires_at,
-        refresh_expires_at: r.refresh_expires_at,
-        scope: r.scope.clone(),
-        realm_id: r.realm_id.clone(),
-        hub_id: r.hub_id.clone(),
-        stripe_user_id: r.stripe_user_id.clone(),
-        status: r.status.clone(),
-        version: r.version,
-        last_refreshed_at: r.last_refreshed_at,
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-    }
 }

@@ -18,6 +18,8 @@ use crate::store;
 pub const SCHEDULER: &str = "system:backup-scheduler";
 const FILE_PREFIX: &str = "hsq-config-backup-";
 const FILE_SUFFIX: &str = ".json";
+/// A temporary file older than this belongs to a writer that died.
+const ABANDONED_AFTER: Duration = Duration::from_secs(60 * 60);
 /// How often the scheduler looks whether a backup is due.
 const TICK: Duration = Duration::from_secs(60);
 /// Longer than any backup takes; the lease is released when the round ends.
@@ -132,7 +134,8 @@ pub async fn write_atomically(path: &Path, bytes: Vec<u8>) -> std::io::Result<Pa
     .map_err(std::io::Error::other)?
 }
 
-/// Deletes all but the newest `retain` scheduled backup files (names sort by time).
+/// Deletes all but the newest `retain` scheduled backup files (names sort by time), and
+/// temporary files a crashed writer left behind more than an hour ago.
 pub async fn prune(dir: &Path, retain: usize) -> std::io::Result<Vec<PathBuf>> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
@@ -150,6 +153,20 @@ pub async fn prune(dir: &Path, retain: usize) -> std::io::Result<Vec<PathBuf>> {
         let removed: Vec<PathBuf> = files.into_iter().take(excess).collect();
         for path in &removed {
             std::fs::remove_file(path)?;
+        }
+        for entry in std::fs::read_dir(&dir)?.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let abandoned = name.starts_with(&format!(".{FILE_PREFIX}"))
+                && name.ends_with(".tmp")
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > ABANDONED_AFTER);
+            if abandoned {
+                std::fs::remove_file(entry.path())?;
+            }
         }
         Ok(removed)
     })

@@ -62,6 +62,20 @@ async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
         5
     );
 
+    // A temporary file from a writer that died long ago is cleaned up; a fresh one (a backup
+    // being written right now) is left alone.
+    let abandoned = dir.path().join(".hsq-config-backup-crashed.json.0.tmp");
+    let in_flight = dir.path().join(".hsq-config-backup-writing.json.1.tmp");
+    for path in [&abandoned, &in_flight] {
+        std::fs::write(path, b"{").expect("write");
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&abandoned)
+        .and_then(|f| f.set_modified(two_hours_ago))
+        .expect("age the file");
+
     // Another replica holding the lease makes this round step aside.
     let held = lease::acquire(&state.redis, "backup", std::time::Duration::from_secs(60))
         .await
@@ -86,6 +100,12 @@ async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
         run_backup_round(&state).await.expect("round"),
         Round::Written { .. }
     ));
+    assert!(
+        !abandoned.exists(),
+        "an abandoned temporary file is removed"
+    );
+    assert!(in_flight.exists(), "a fresh temporary file is left alone");
+    std::fs::remove_file(&in_flight).expect("remove");
     let files = backup_files(dir.path());
     assert_eq!(files.len(), 3);
 

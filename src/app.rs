@@ -85,6 +85,10 @@ impl Application {
         if state.settings.health_monitor_enabled {
             monitor::spawn(state.clone(), background.clone());
         }
+        if state.settings.backup.enabled {
+            crate::backup::schedule::spawn(state.clone(), background.clone());
+        }
+        crate::audit_retention::spawn(state.clone(), background.clone());
         let addr = SocketAddr::new(state.settings.bind_address, state.settings.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -171,6 +175,7 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
         .merge(routes::api_tokens::router())
         .merge(routes::audit::router())
         .merge(routes::status::router())
+        .merge(routes::backup::router())
         .layer(GovernorLayer::new(governor).error_handler(middleware::rate_limit_response));
 
     let cors = CorsLayer::new()

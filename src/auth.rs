@@ -39,6 +39,17 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The service itself or an operator's CLI command, as named in audit rows
+    /// (`system:backup-scheduler`, `cli:restore`).
+    pub fn system(name: impl Into<String>) -> Self {
+        Self {
+            token_id: None,
+            name: name.into(),
+            role: Role::Admin,
+            meta: RequestMeta::default(),
+        }
+    }
+
     pub fn has_role(&self, allowed: &[Role]) -> bool {
         allowed.contains(&self.role)
     }

@@ -62,6 +62,9 @@ pub struct Settings {
     pub health_check_interval: Duration,
     pub health_monitor_enabled: bool,
     pub breaker: crate::breaker::BreakerConfig,
+    pub backup: BackupSettings,
+    /// Audit rows older than this many days are deleted by the daily retention job.
+    pub audit_log_retention_days: u32,
 }
 
 /// Provider API base URLs; the defaults are the real hosts, overridden for sandboxes and tests.
@@ -71,6 +74,81 @@ pub struct ProviderUrls {
     pub hubspot_api: reqwest::Url,
     pub quickbooks_api: reqwest::Url,
     pub quickbooks_sandbox_api: reqwest::Url,
+}
+
+/// Scheduled backups and the backup passphrase.
+#[derive(Clone)]
+pub struct BackupSettings {
+    /// `CONFIG_BACKUP_ENABLED`: take backups on a schedule.
+    pub enabled: bool,
+    /// `CONFIG_BACKUP_INTERVAL`: time between scheduled backups.
+    pub interval: Duration,
+    /// `CONFIG_BACKUP_RETAIN`: how many scheduled backup files to keep.
+    pub retain: usize,
+    /// `BACKUP_DIR`: where scheduled backups (and `hsq-config backup` without `--out`) go.
+    pub dir: std::path::PathBuf,
+    /// `BACKUP_PASSPHRASE`/`BACKUP_PASSPHRASE_FILE`: when set, backups are re-sealed under a
+    /// key derived from it, so they restore under another `ENCRYPTION_KEY`.
+    pub passphrase: Option<SecretString>,
+}
+
+/// The shortest backup passphrase accepted; Argon2id slows guessing, length does the rest.
+pub const MIN_BACKUP_PASSPHRASE_CHARS: usize = 16;
+
+impl BackupSettings {
+    fn from_source(src: &Source<'_>) -> Result<Self, SettingsError> {
+        let interval: u64 = src.parse(
+            "CONFIG_BACKUP_INTERVAL",
+            3600,
+            "a number of seconds, at least 60",
+        )?;
+        if interval < 60 {
+            return Err(SettingsError::new(
+                "CONFIG_BACKUP_INTERVAL",
+                format!("got {interval}; accepts a number of seconds, at least 60"),
+            ));
+        }
+        let retain: usize = src.parse(
+            "CONFIG_BACKUP_RETAIN",
+            24,
+            "a whole number of files, at least 1",
+        )?;
+        if retain == 0 {
+            return Err(SettingsError::new(
+                "CONFIG_BACKUP_RETAIN",
+                "got 0; accepts a whole number of files, at least 1",
+            ));
+        }
+        let dir = std::path::PathBuf::from(src.string_or("BACKUP_DIR", "/app/backups"));
+        if !dir.is_absolute() {
+            return Err(SettingsError::new(
+                "BACKUP_DIR",
+                format!(
+                    "got {:?}; accepts an absolute directory path like /app/backups",
+                    dir.display()
+                ),
+            ));
+        }
+        let passphrase = src.secret("BACKUP_PASSPHRASE")?;
+        if passphrase
+            .as_ref()
+            .is_some_and(|p| p.expose_secret().chars().count() < MIN_BACKUP_PASSPHRASE_CHARS)
+        {
+            return Err(SettingsError::new(
+                "BACKUP_PASSPHRASE",
+                format!(
+                    "must be at least {MIN_BACKUP_PASSPHRASE_CHARS} characters; generate one with `openssl rand -base64 24`"
+                ),
+            ));
+        }
+        Ok(Self {
+            enabled: src.bool("CONFIG_BACKUP_ENABLED", false)?,
+            interval: Duration::from_secs(interval),
+            retain,
+            dir,
+            passphrase,
+        })
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -94,6 +172,11 @@ impl std::fmt::Debug for Settings {
             .field("validation_timeout", &self.validation_timeout)
             .field("health_check_interval", &self.health_check_interval)
             .field("breaker", &self.breaker)
+            .field("backup_enabled", &self.backup.enabled)
+            .field("backup_interval", &self.backup.interval)
+            .field("backup_retain", &self.backup.retain)
+            .field("backup_dir", &self.backup.dir)
+            .field("audit_log_retention_days", &self.audit_log_retention_days)
             .finish_non_exhaustive()
     }
 }
@@ -434,6 +517,21 @@ impl Settings {
                     "a number of seconds, at least 1",
                 )?),
             },
+            backup: BackupSettings::from_source(src)?,
+            audit_log_retention_days: {
+                let days = positive(
+                    "AUDIT_LOG_RETENTION_DAYS",
+                    90,
+                    "a whole number of days, 1 to 36500",
+                )?;
+                if days > 36500 {
+                    return Err(SettingsError::new(
+                        "AUDIT_LOG_RETENTION_DAYS",
+                        format!("got {days}; accepts a whole number of days, 1 to 36500"),
+                    ));
+                }
+                days as u32
+            },
         })
     }
 }
@@ -481,6 +579,74 @@ mod tests {
             let err = Settings::from_map(&vars).expect_err(name);
             assert_eq!(err.variable, name, "{err}");
         }
+    }
+
+    #[test]
+    fn backup_and_retention_settings_have_defaults() {
+        let s = Settings::from_map(&base()).expect("valid settings");
+        assert!(!s.backup.enabled);
+        assert_eq!(s.backup.interval, Duration::from_secs(3600));
+        assert_eq!(s.backup.retain, 24);
+        assert_eq!(s.backup.dir, std::path::PathBuf::from("/app/backups"));
+        assert!(s.backup.passphrase.is_none());
+        assert_eq!(s.audit_log_retention_days, 90);
+    }
+
+    #[test]
+    fn backup_and_retention_settings_are_read_and_validated() {
+        let mut vars = base();
+        vars.insert("CONFIG_BACKUP_ENABLED".into(), "true".into());
+        vars.insert("CONFIG_BACKUP_INTERVAL".into(), "600".into());
+        vars.insert("CONFIG_BACKUP_RETAIN".into(), "3".into());
+        vars.insert("BACKUP_DIR".into(), "/var/backups/hsq".into());
+        vars.insert(
+            "BACKUP_PASSPHRASE".into(),
+            "a long enough backup passphrase".into(),
+        );
+        vars.insert("AUDIT_LOG_RETENTION_DAYS".into(), "30".into());
+        let s = Settings::from_map(&vars).expect("valid settings");
+        assert!(s.backup.enabled);
+        assert_eq!(s.backup.interval, Duration::from_secs(600));
+        assert_eq!(s.backup.retain, 3);
+        assert_eq!(s.backup.dir, std::path::PathBuf::from("/var/backups/hsq"));
+        assert!(s.backup.passphrase.is_some());
+        assert_eq!(s.audit_log_retention_days, 30);
+        assert!(!format!("{s:?}").contains("long enough"));
+
+        for (name, value) in [
+            ("CONFIG_BACKUP_ENABLED", "sometimes"),
+            ("CONFIG_BACKUP_INTERVAL", "10"),
+            ("CONFIG_BACKUP_INTERVAL", "hourly"),
+            ("CONFIG_BACKUP_RETAIN", "0"),
+            ("BACKUP_DIR", "relative/dir"),
+            ("BACKUP_PASSPHRASE", "short"),
+            ("AUDIT_LOG_RETENTION_DAYS", "0"),
+            ("AUDIT_LOG_RETENTION_DAYS", "100000"),
+        ] {
+            let mut vars = base();
+            vars.insert(name.into(), value.into());
+            let err = Settings::from_map(&vars).expect_err(name);
+            assert_eq!(err.variable, name, "{err}");
+            assert!(
+                !err.message.contains("short") || name != "BACKUP_PASSPHRASE",
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_backup_passphrase_can_come_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("passphrase");
+        std::fs::write(&path, "backup passphrase from a file\n").expect("write");
+        let mut vars = base();
+        vars.insert(
+            "BACKUP_PASSPHRASE_FILE".into(),
+            path.to_string_lossy().into_owned(),
+        );
+        let s = Settings::from_map(&vars).expect("valid");
+        let p = s.backup.passphrase.expect("passphrase");
+        assert_eq!(p.expose_secret(), "backup passphrase from a file");
     }
 
     #[test]

@@ -84,6 +84,8 @@ pub enum OpenError {
 struct Key {
     id: KeyId,
     cipher: Aes256Gcm,
+    /// A separate key for integrity tags (backups), derived so it never equals the cipher key.
+    mac_key: Zeroizing<[u8; 32]>,
 }
 
 struct Inner {
@@ -177,6 +179,11 @@ impl KeyRing {
             .find(|k| k.id == id)
     }
 
+    /// The integrity-tag key derived from key `id` (backup files name the id they used).
+    pub fn integrity_key(&self, id: KeyId) -> Option<Zeroizing<[u8; 32]>> {
+        self.key(id).map(|k| k.mac_key.clone())
+    }
+
     /// Seals `plaintext` under the current key with a fresh random nonce.
     pub fn seal(&self, plaintext: &[u8], aad: &Aad) -> Vec<u8> {
         let key = &self.inner.current;
@@ -264,9 +271,17 @@ pub fn sealed_key_id(sealed: &[u8]) -> Result<KeyId, OpenError> {
 
 impl Key {
     fn new(key: &Zeroizing<[u8; 32]>) -> Self {
+        let mut mac_key = Zeroizing::new([0u8; 32]);
+        mac_key.copy_from_slice(
+            &Sha256::new()
+                .chain_update(b"hsq-config integrity key v1\0")
+                .chain_update(&key[..])
+                .finalize(),
+        );
         Self {
             id: KeyId::of(key),
             cipher: Aes256Gcm::new(&aes_gcm::Key::<Aes256Gcm>::from(**key)),
+            mac_key,
         }
     }
 }

@@ -73,6 +73,11 @@ impl JsonBody {
         })
     }
 
+    /// True when the request had no body (optional bodies, e.g. `POST /api/config/backup`).
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(u8::is_ascii_whitespace)
+    }
+
     pub fn value(&self) -> Result<Value, ApiError> {
         self.parse()
     }

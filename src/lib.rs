@@ -4,8 +4,12 @@
 
 pub mod app;
 pub mod audit;
+pub mod audit_chain;
+pub mod audit_retention;
 pub mod auth;
+pub mod backup;
 pub mod breaker;
+pub mod canonical;
 pub mod client_ip;
 pub mod config;
 pub mod crypto;
@@ -14,12 +18,15 @@ pub mod error;
 pub mod integrations;
 pub mod json;
 pub mod keyring_check;
+pub mod lease;
 pub mod mask;
 pub mod metrics;
 pub mod middleware;
 pub mod monitor;
+pub mod operator;
 pub mod providers;
 pub mod redis_store;
+pub mod rotation;
 pub mod routes;
 pub mod store;
 pub mod telemetry;

@@ -1,12 +1,14 @@
-//! `hsq-config`: serve | migrate | healthcheck.
+//! `hsq-config`: serve | migrate | healthcheck | backup | restore | rotate-key | audit verify.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hsq_config::app::Application;
+use hsq_config::backup::restore::Mode;
 use hsq_config::config::Settings;
-use hsq_config::{store, telemetry};
+use hsq_config::{operator, store, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +29,54 @@ enum Command {
     Migrate,
     /// Exit 0 when the local service reports ready, 1 otherwise (for container health checks).
     Healthcheck,
+    /// Write a backup of every config, webhook and OAuth token (secrets stay sealed unless a
+    /// passphrase is given).
+    Backup {
+        /// Where to write; `-` for stdout. Default: a new file in BACKUP_DIR.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Re-seal secrets under a key derived from this file's passphrase (default:
+        /// BACKUP_PASSPHRASE_FILE), so the backup restores under another ENCRYPTION_KEY.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Verify a backup file and restore it in one transaction.
+    Restore {
+        file: PathBuf,
+        /// Report what would be created, replaced and deleted; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// merge keeps rows the file does not hold; replace deletes them.
+        #[arg(long, default_value = "merge", value_parser = parse_mode)]
+        mode: Mode,
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Re-seal every stored secret under the current ENCRYPTION_KEY (old keys in
+    /// ENCRYPTION_KEYS_PREVIOUS); resumable.
+    RotateKey {
+        /// Only report how many values remain under each key id.
+        #[arg(long)]
+        check: bool,
+        /// Values per batch; each batch is one transaction.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        batch_size: u32,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the audit hash chain; names the first row where it breaks.
+    Verify,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
 }
 
 fn main() -> ExitCode {
@@ -42,6 +92,54 @@ fn main() -> ExitCode {
         Command::Healthcheck => return runtime.block_on(healthcheck()),
         Command::Serve => runtime.block_on(serve()),
         Command::Migrate => runtime.block_on(migrate()),
+        Command::Backup {
+            out,
+            passphrase_file,
+        } => runtime.block_on(async {
+            let settings = cli_settings()?;
+            let passphrase = passphrase_file
+                .as_deref()
+                .map(operator::read_passphrase)
+                .transpose()?;
+            operator::backup(
+                &settings,
+                out.as_deref(),
+                passphrase,
+                &mut std::io::stdout(),
+            )
+            .await
+        }),
+        Command::Restore {
+            file,
+            dry_run,
+            mode,
+            passphrase_file,
+        } => runtime.block_on(async {
+            let settings = cli_settings()?;
+            let passphrase = passphrase_file
+                .as_deref()
+                .map(operator::read_passphrase)
+                .transpose()?;
+            operator::restore(
+                &settings,
+                &file,
+                mode,
+                dry_run,
+                passphrase,
+                &mut std::io::stdout(),
+            )
+            .await
+        }),
+        Command::RotateKey { check, batch_size } => runtime.block_on(async {
+            let settings = cli_settings()?;
+            operator::rotate_key(&settings, check, batch_size, &mut std::io::stdout()).await
+        }),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => runtime.block_on(async {
+            let settings = cli_settings()?;
+            operator::audit_verify(&settings, &mut std::io::stdout()).await
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,6 +155,13 @@ fn main() -> ExitCode {
 fn load_settings() -> anyhow::Result<Settings> {
     let settings = Settings::from_env()?;
     telemetry::init(&settings.log_level, settings.log_format, std::io::stdout);
+    Ok(settings)
+}
+
+/// Settings for the operator commands: their results go to stdout, so logs go to stderr.
+fn cli_settings() -> anyhow::Result<Settings> {
+    let settings = Settings::from_env()?;
+    telemetry::init(&settings.log_level, settings.log_format, std::io::stderr);
     Ok(settings)
 }
 

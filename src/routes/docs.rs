@@ -27,6 +27,7 @@ use crate::app::AppState;
         super::webhooks::patch, super::webhooks::remove,
         super::api_tokens::list, super::api_tokens::create, super::api_tokens::revoke,
         super::audit::list,
+        super::backup::create, super::backup::restore_backup,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -35,6 +36,7 @@ use crate::app::AppState;
         (name = "webhooks", description = "Webhook endpoints and signing secrets"),
         (name = "api-tokens", description = "Bearer tokens and roles"),
         (name = "audit", description = "Who changed or read what"),
+        (name = "backup", description = "Backups and verified restores"),
         (name = "health", description = "Liveness, readiness and status"),
     )
 )]

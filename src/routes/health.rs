@@ -95,6 +95,52 @@ pub struct HealthReport {
     pub monitor: Option<crate::monitor::MonitorRound>,
     /// Enabled integrations whose last validation did not succeed, or whose breaker is open.
     pub failing_integrations: Vec<String>,
+    /// Scheduled backups: `disabled`, `ok`, `stale` (none within two intervals) or `never`.
+    /// Informational: it does not change the overall status.
+    pub backup: Component,
+}
+
+/// The last scheduled backup (any replica), from the audit log.
+async fn backup_component(state: &AppState) -> Component {
+    let settings = &state.settings.backup;
+    let start = Instant::now();
+    match crate::backup::schedule::last_success(state).await {
+        Ok(last) => {
+            let status = match (&last, settings.enabled) {
+                (_, false) => "disabled",
+                (None, true) => "never",
+                (Some((at, _)), true) => {
+                    let age = chrono::Utc::now()
+                        .signed_duration_since(*at)
+                        .to_std()
+                        .unwrap_or_default();
+                    if age > settings.interval * 2 {
+                        "stale"
+                    } else {
+                        "ok"
+                    }
+                }
+            };
+            Component {
+                status: status.into(),
+                latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+                detail: None,
+                info: Some(json!({
+                    "enabled": settings.enabled,
+                    "interval_seconds": settings.interval.as_secs(),
+                    "retain": settings.retain,
+                    "last_success_at": last.as_ref().map(|(at, _)| at),
+                    "last_file": last.as_ref().and_then(|(_, file)| file.clone()),
+                })),
+            }
+        }
+        Err(_) => Component {
+            status: "down".into(),
+            latency_ms: None,
+            detail: Some("database unreachable".into()),
+            info: None,
+        },
+    }
 }
 
 fn component(result: Result<Duration, String>) -> Component {
@@ -198,6 +244,7 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
     let local_breakers = breakers
         .iter()
         .any(|b| b.backend == crate::breaker::Backend::Local);
+    let backup = backup_component(&state).await;
 
     let unhealthy = !db_up || migrations.status != "ok" || keyring.status != "ok";
     let status = if unhealthy {
@@ -223,6 +270,7 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
             breakers,
             monitor,
             failing_integrations,
+            backup,
         }),
     )
 }

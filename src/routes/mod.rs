@@ -2,6 +2,7 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod backup;
 pub mod docs;
 pub mod health;
 pub mod integrations;

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
+
+use super::audit_chain;
 use uuid::Uuid;
 
 /// One audit row as written. `details` holds field names and plain values, never a secret.
@@ -38,15 +40,36 @@ pub struct AuditRow {
     pub environment: Option<String>,
     pub success: bool,
     pub details: sqlx::types::Json<Value>,
+    /// The previous row's hash and this row's (see `audit_chain`); None on pre-chain rows.
+    pub prev_hash: Option<Vec<u8>>,
+    pub hash: Option<Vec<u8>>,
 }
 
+/// The one audit insert path. Appends the row to the hash chain: locks the chain head (in the
+/// caller's transaction, or a transaction of its own when there is none), so concurrent
+/// writers append one after another, and the row's hash covers its content and the previous
+/// row's hash.
 pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
+    // A savepoint inside the caller's transaction; a real transaction on a bare connection.
+    let mut tx = conn.begin().await?;
+    let prev_hash = audit_chain::lock_head(&mut tx).await?;
+    // The id, the time and the details exactly as PostgreSQL will store them (jsonb
+    // normalizes), so the hash computed here is the hash `audit verify` recomputes.
+    let (id, occurred_at, details): (i64, DateTime<Utc>, sqlx::types::Json<Value>) =
+        sqlx::query_as(
+            "SELECT nextval(pg_get_serial_sequence('configuration_audit_logs', 'id')),
+                clock_timestamp(), $1::jsonb",
+        )
+        .bind(&row.details)
+        .fetch_one(&mut *tx)
+        .await?;
+    let content = crate::audit_chain::Content::of_new(id, occurred_at, row, &details.0);
+    let hash = crate::audit_chain::row_hash(&prev_hash, &content);
+    sqlx::query(
         "INSERT INTO configuration_audit_logs
-           (actor_token_id, actor_name, actor_ip, request_id, user_agent, action,
-            resource_type, resource_id, provider, environment, success, details)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         RETURNING id",
+           (id, occurred_at, actor_token_id, actor_name, actor_ip, request_id, user_agent, action,
+            resource_type, resource_id, provider, environment, success, details, prev_hash, hash)
+         VALUES ($13, $14, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $15, $16)",
     )
     .bind(row.actor_token_id)
     .bind(&row.actor_name)
@@ -59,9 +82,16 @@ pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<i64, s
     .bind(&row.provider)
     .bind(&row.environment)
     .bind(row.success)
-    .bind(&row.details)
-    .fetch_one(conn)
-    .await
+    .bind(&details)
+    .bind(id)
+    .bind(occurred_at)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    audit_chain::set_head(&mut tx, id, &hash).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Filters of `GET /api/config/audit`; `None` means "any".

@@ -2,8 +2,11 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod audit_chain;
+pub mod backup;
 pub mod integrations;
 pub mod keyring;
+pub mod rotation;
 pub mod webhooks;
 
 use std::time::Duration;

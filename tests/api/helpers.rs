@@ -173,6 +173,10 @@ impl TestApp {
         start(&self.vars).await.expect("the sibling app starts")
     }
 
+    pub fn prefix(&self) -> &str {
+        &self.vars["REDIS_KEY_PREFIX"]
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -1,7 +1,9 @@
 //! Integration tests over real HTTP against real PostgreSQL and Redis.
 
 mod audit;
+mod audit_chain;
 mod auth;
+mod backup;
 mod canary;
 mod encryption;
 mod fake_providers;
@@ -9,6 +11,9 @@ mod health;
 mod helpers;
 mod http;
 mod integrations;
+mod ops;
 mod provider_health;
 mod proxy;
+mod rotation;
+mod scheduled;
 mod webhooks;

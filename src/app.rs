@@ -22,7 +22,7 @@ use crate::json::BodyLimit;
 use crate::middleware::{self, ClientKey};
 use crate::redis_store::Redis;
 use crate::routes;
-use crate::{auth, keyring_check, store};
+use crate::{auth, keyring_check, oauth, store};
 
 /// Shared by every handler through `State`.
 #[derive(Clone, FromRef)]
@@ -32,6 +32,8 @@ pub struct AppState {
     pub keyring: KeyRing,
     pub settings: Arc<Settings>,
     pub admin_token_hash: Option<Arc<Vec<u8>>>,
+    /// Outbound HTTP to the providers: rustls, no redirects followed, bounded by a timeout.
+    pub http: reqwest::Client,
 }
 
 /// A built application: listener bound, schema migrated, keyring verified.
@@ -64,6 +66,12 @@ impl Application {
             redis: Redis::new(&settings)?,
             keyring: settings.keyring.clone(),
             admin_token_hash: auth::admin_token_hash(settings.admin_api_token.as_ref()).map(Arc::new),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(settings.oauth.provider_timeout)
+                .user_agent(concat!("hsq-config/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
             settings: Arc::new(settings),
         };
         let background = CancellationToken::new();
@@ -89,6 +97,9 @@ impl Application {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "hsq-config listening");
         let background = self.background.clone();
+        if self.state.settings.oauth.refresher_enabled {
+            oauth::refresher::spawn(self.state.clone(), background.clone());
+        }
         axum::serve(
             self.listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -138,6 +149,7 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
         .merge(routes::api_tokens::router())
         .merge(routes::audit::router())
         .merge(routes::status::router())
+        .merge(routes::oauth::router())
         .layer(GovernorLayer::new(governor).error_handler(middleware::rate_limit_response));
 
     let cors = CorsLayer::new()

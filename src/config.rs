@@ -57,6 +57,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub run_migrations: bool,
     pub metrics_token: Option<SecretString>,
+    /// OAuth endpoints, redirect URIs, return origins, state TTL and refresh timing.
+    pub oauth: crate::oauth::settings::OAuthSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -76,6 +78,7 @@ impl std::fmt::Debug for Settings {
             .field("request_body_limit", &self.request_body_limit)
             .field("request_timeout", &self.request_timeout)
             .field("run_migrations", &self.run_migrations)
+            .field("oauth", &self.oauth)
             .finish_non_exhaustive()
     }
 }
@@ -345,6 +348,7 @@ impl Settings {
             )?),
             run_migrations: src.bool("RUN_MIGRATIONS", true)?,
             metrics_token: src.secret("METRICS_TOKEN")?,
+            oauth: crate::oauth::settings::OAuthSettings::from_source(src)?,
         })
     }
 }
@@ -383,6 +387,9 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "example.com"),
             ("DATABASE_URL", "mysql://x"),
             ("ENCRYPTION_KEY", "short"),
+            ("OAUTH_STATE_TTL", "0"),
+            ("OAUTH_RETURN_ALLOWED_ORIGINS", "not-an-origin"),
+            ("HUBSPOT_OAUTH_TOKEN_URL", "not-a-url"),
         ] {
             let mut vars = base();
             vars.insert(name.into(), value.into());

@@ -15,6 +15,7 @@ pub mod json;
 pub mod keyring_check;
 pub mod mask;
 pub mod middleware;
+pub mod oauth;
 pub mod providers;
 pub mod redis_store;
 pub mod routes;

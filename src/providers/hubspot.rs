@@ -1,6 +1,6 @@
 //! HubSpot: OAuth app credentials and a private app token.
 
-use super::{FieldCheck, FieldSpec, ProviderSpec, digits, non_empty_text, prefixed, scopes, secret_text};
+use super::{ClientAuth, FieldCheck, OAuthQuirks, RevokeStyle, FieldSpec, ProviderSpec, digits, non_empty_text, prefixed, scopes, secret_text};
 use crate::domain::Environment;
 
 pub struct Hubspot;
@@ -15,6 +15,20 @@ impl ProviderSpec for Hubspot {
             FieldSpec { name: "client_secret", check: FieldCheck::Secret(secret_text) },
             FieldSpec { name: "private_app_token", check: FieldCheck::Secret(private_app_token) },
         ]
+    }
+
+    /// HubSpot's dated 2026-03 endpoints take every parameter in the form body; access
+    /// tokens last 30 minutes, so `expires_in` is always honoured.
+    fn oauth(&self) -> OAuthQuirks {
+        OAuthQuirks {
+            client_id_setting: "client_id",
+            client_secret_field: "client_secret",
+            client_auth: ClientAuth::FormBody,
+            default_scopes: "oauth",
+            redirect_uri_in_token_request: true,
+            callback_account_param: None,
+            revoke: RevokeStyle::HubspotForm,
+        }
     }
 }
 

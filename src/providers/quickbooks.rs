@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{FieldCheck, FieldSpec, ProviderSpec, digits, non_empty_text, scopes, secret_text};
+use super::{ClientAuth, FieldCheck, OAuthQuirks, RevokeStyle, FieldSpec, ProviderSpec, digits, non_empty_text, scopes, secret_text};
 
 pub struct Quickbooks;
 
@@ -22,5 +22,20 @@ impl ProviderSpec for Quickbooks {
 
     fn default_settings(&self) -> Vec<(&'static str, Value)> {
         vec![("scopes", Value::String(DEFAULT_SCOPE.to_owned()))]
+    }
+
+    /// Intuit authenticates the client with HTTP Basic, sends the company as `realmId` on
+    /// the callback, rolls refresh tokens and reports their hard expiry in
+    /// `x_refresh_token_expires_in`.
+    fn oauth(&self) -> OAuthQuirks {
+        OAuthQuirks {
+            client_id_setting: "client_id",
+            client_secret_field: "client_secret",
+            client_auth: ClientAuth::Basic,
+            default_scopes: DEFAULT_SCOPE,
+            redirect_uri_in_token_request: true,
+            callback_account_param: Some("realmId"),
+            revoke: RevokeStyle::IntuitJson,
+        }
     }
 }

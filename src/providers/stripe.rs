@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{FieldCheck, FieldSpec, ProviderSpec, non_empty_text, prefixed};
+use super::{ClientAuth, FieldCheck, OAuthQuirks, RevokeStyle, FieldSpec, ProviderSpec, non_empty_text, prefixed};
 use crate::domain::Environment;
 
 pub struct Stripe;
@@ -17,6 +17,20 @@ impl ProviderSpec for Stripe {
             FieldSpec { name: "secret_key", check: FieldCheck::Secret(secret_key) },
             FieldSpec { name: "webhook_secret", check: FieldCheck::Secret(webhook_secret) },
         ]
+    }
+
+    /// Stripe Connect: the platform's `connect_client_id` and secret key are the OAuth client;
+    /// the token request takes no `redirect_uri`, and access tokens do not expire.
+    fn oauth(&self) -> OAuthQuirks {
+        OAuthQuirks {
+            client_id_setting: "connect_client_id",
+            client_secret_field: "secret_key",
+            client_auth: ClientAuth::FormBody,
+            default_scopes: "read_write",
+            redirect_uri_in_token_request: false,
+            callback_account_param: None,
+            revoke: RevokeStyle::StripeDeauthorize,
+        }
     }
 }
 

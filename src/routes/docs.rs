@@ -26,6 +26,8 @@ use crate::app::AppState;
         super::webhooks::patch, super::webhooks::remove,
         super::api_tokens::list, super::api_tokens::create, super::api_tokens::revoke,
         super::audit::list,
+        super::oauth::authorize, super::oauth::callback, super::oauth::connection,
+        super::oauth::disconnect, super::oauth::token,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -34,6 +36,7 @@ use crate::app::AppState;
         (name = "webhooks", description = "Webhook endpoints and signing secrets"),
         (name = "api-tokens", description = "Bearer tokens and roles"),
         (name = "audit", description = "Who changed or read what"),
+        (name = "oauth", description = "OAuth connections: browser flow, tokens, disconnect"),
         (name = "health", description = "Liveness, readiness and status"),
     )
 )]

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod docs;
 pub mod health;
 pub mod integrations;
+pub mod oauth;
 pub mod status;
 pub mod webhooks;
 

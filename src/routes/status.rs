@@ -27,6 +27,11 @@ pub struct IntegrationStatus {
     pub enabled: bool,
     pub version: Option<i64>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// OAuth connection: `connected`, `needs_reauth`, `revoked`, or None when not connected.
+    pub connection: Option<String>,
+    pub token_expires_at: Option<DateTime<Utc>>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub token_last_refreshed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,12 +46,16 @@ async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<St
     let resource = Resource { kind: "status", id: None, provider: None, environment: None };
     attempt(&state.db, &caller, READERS, "status_read", &resource, async {
         let rows = store::integrations::list(&state.db).await?;
+        let tokens = store::oauth_tokens::list(&state.db).await?;
         let mut integrations = Vec::new();
         for provider in Provider::ALL {
             for environment in Environment::ALL {
                 let row = rows
                     .iter()
                     .find(|r| r.provider == provider.as_str() && r.environment == environment.as_str());
+                let token = tokens
+                    .iter()
+                    .find(|t| t.provider == provider.as_str() && t.environment == environment.as_str());
                 integrations.push(IntegrationStatus {
                     provider,
                     environment,
@@ -54,6 +63,10 @@ async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<St
                     enabled: row.is_some_and(|r| r.enabled),
                     version: row.map(|r| r.version),
                     updated_at: row.map(|r| r.updated_at),
+                    connection: token.map(|t| t.status.clone()),
+                    token_expires_at: token.and_then(|t| t.expires_at),
+                    refresh_expires_at: token.and_then(|t| t.refresh_expires_at),
+                    token_last_refreshed_at: token.and_then(|t| t.last_refreshed_at),
                 });
             }
         }

@@ -4,6 +4,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod integrations;
 pub mod keyring;
+pub mod oauth_tokens;
 pub mod webhooks;
 
 use std::time::Duration;

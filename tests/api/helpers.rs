@@ -135,6 +135,18 @@ impl TestApp {
         }
     }
 
+    /// Drives an app that runs elsewhere (e.g. the real binary) with the same helpers.
+    pub fn attach(address: String, vars: HashMap<String, String>, db: TestDb) -> Self {
+        Self {
+            address,
+            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            admin_token: vars["ADMIN_API_TOKEN"].clone(),
+            vars,
+            db,
+            stop: CancellationToken::new(),
+        }
+    }
+
     /// A second instance sharing this one's database, Redis prefix and key.
     pub async fn sibling(&self) -> (String, CancellationToken) {
         start(&self.vars).await.expect("the sibling app starts")

@@ -40,7 +40,11 @@ pub struct AuthorizeOutput {
 }
 
 /// The OAuth app client of a provider × environment, or why there is none.
-async fn app_client(state: &AppState, provider: Provider, environment: Environment) -> Result<AppClient, ApiError> {
+async fn app_client(
+    state: &AppState,
+    provider: Provider,
+    environment: Environment,
+) -> Result<AppClient, ApiError> {
     let quirks = providers::oauth(provider);
     let missing = || {
         ApiError::Conflict(format!(
@@ -48,11 +52,17 @@ async fn app_client(state: &AppState, provider: Provider, environment: Environme
             quirks.client_id_setting, quirks.client_secret_field
         ))
     };
-    let (config, secrets) = integrations::open_secrets(&state.db, &state.keyring, provider, environment)
-        .await?
-        .ok_or_else(missing)?;
-    provider::app_client(provider, state.settings.oauth.endpoints(provider), &config.settings.0, &secrets)
-        .ok_or_else(missing)
+    let (config, secrets) =
+        integrations::open_secrets(&state.db, &state.keyring, provider, environment)
+            .await?
+            .ok_or_else(missing)?;
+    provider::app_client(
+        provider,
+        state.settings.oauth.endpoints(provider),
+        &config.settings.0,
+        &secrets,
+    )
+    .ok_or_else(missing)
 }
 
 /// Starts a flow: stores its state in Redis and returns the consent URL.
@@ -66,18 +76,26 @@ pub async fn authorize(
     let return_to = state::check_return_to(&input.return_to, &settings.return_allowed_origins)
         .map_err(|m| ApiError::field("return_to", m))?;
     let environment = input.environment;
-    let redirect_uri = settings.endpoints(provider).redirect_uri.clone().ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "{}_OAUTH_REDIRECT_URI is not set, so a {provider} flow cannot start",
-            provider.as_str().to_ascii_uppercase()
-        ))
-    })?;
+    let redirect_uri = settings
+        .endpoints(provider)
+        .redirect_uri
+        .clone()
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "{}_OAUTH_REDIRECT_URI is not set, so a {provider} flow cannot start",
+                provider.as_str().to_ascii_uppercase()
+            ))
+        })?;
     let client = app_client(state, provider, environment).await?;
     let (challenge, verifier) = provider::pkce();
     let flow_state = state::new_state();
     let url = client
         .authorize_url(&flow_state, &redirect_uri, challenge)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the authorization URL could not be built: {e}")))?;
+        .map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!(
+                "the authorization URL could not be built: {e}"
+            ))
+        })?;
     let flow = FlowState {
         provider,
         environment,
@@ -95,11 +113,20 @@ pub async fn authorize(
     let details = json!({ "return_to_origin": return_to.origin().ascii_serialization() });
     audit::write(
         &mut tx,
-        &audit::row(caller, "oauth_authorize_started", &vault::resource(provider, environment), true, details),
+        &audit::row(
+            caller,
+            "oauth_authorize_started",
+            &vault::resource(provider, environment),
+            true,
+            details,
+        ),
     )
     .await?;
     tx.commit().await?;
-    Ok(AuthorizeOutput { authorization_url: url.to_string(), expires_at })
+    Ok(AuthorizeOutput {
+        authorization_url: url.to_string(),
+        expires_at,
+    })
 }
 
 /// How a callback ends for the browser.
@@ -128,7 +155,12 @@ pub async fn callback(
             return without_flow(state, provider, "state_unavailable");
         }
     };
-    let caller = Caller { token_id: flow.actor_token_id, name: flow.actor_name.clone(), role: Role::Admin, meta };
+    let caller = Caller {
+        token_id: flow.actor_token_id,
+        name: flow.actor_name.clone(),
+        role: Role::Admin,
+        meta,
+    };
     let resource = vault::resource(flow.provider, flow.environment);
     let result = if flow.provider != provider {
         Err("provider_mismatch")
@@ -149,21 +181,34 @@ pub async fn callback(
     };
     match Url::parse(&flow.return_to) {
         Ok(url) => CallbackOutcome::Redirect(with_outcome(url, provider, reason)),
-        Err(_) => CallbackOutcome::Page { success: reason.is_none(), reason: reason.unwrap_or("connected") },
+        Err(_) => CallbackOutcome::Page {
+            success: reason.is_none(),
+            reason: reason.unwrap_or("connected"),
+        },
     }
 }
 
-async fn write_audit(state: &AppState, record: &crate::store::audit::NewAuditRow) -> Result<(), sqlx::Error> {
+async fn write_audit(
+    state: &AppState,
+    record: &crate::store::audit::NewAuditRow,
+) -> Result<(), sqlx::Error> {
     let mut conn = state.db.acquire().await?;
-    crate::store::audit::insert(&mut conn, record).await.map(|_| ())
+    crate::store::audit::insert(&mut conn, record)
+        .await
+        .map(|_| ())
 }
 
 /// A callback whose flow is unknown: back to the first allowed origin, never to anything
 /// the request names.
 fn without_flow(state: &AppState, provider: Provider, reason: &'static str) -> CallbackOutcome {
     match state.settings.oauth.return_allowed_origins.first() {
-        Some(origin) => CallbackOutcome::Redirect(with_outcome(origin.clone(), provider, Some(reason))),
-        None => CallbackOutcome::Page { success: false, reason },
+        Some(origin) => {
+            CallbackOutcome::Redirect(with_outcome(origin.clone(), provider, Some(reason)))
+        }
+        None => CallbackOutcome::Page {
+            success: false,
+            reason,
+        },
     }
 }
 
@@ -173,7 +218,9 @@ fn with_outcome(mut url: Url, provider: Provider, reason: Option<&str>) -> Url {
         pairs.append_pair("provider", provider.as_str());
         match reason {
             None => pairs.append_pair("oauth", "success"),
-            Some(reason) => pairs.append_pair("oauth", "error").append_pair("reason", reason),
+            Some(reason) => pairs
+                .append_pair("oauth", "error")
+                .append_pair("reason", reason),
         };
     }
     url
@@ -186,7 +233,11 @@ async fn finish(
     query: &HashMap<String, String>,
 ) -> Result<(), &'static str> {
     if let Some(error) = query.get("error") {
-        return Err(if error == "access_denied" { "access_denied" } else { "provider_error" });
+        return Err(if error == "access_denied" {
+            "access_denied"
+        } else {
+            "provider_error"
+        });
     }
     let code = query
         .get("code")
@@ -241,7 +292,13 @@ async fn store(
     let id = existing.as_ref().map_or_else(Uuid::new_v4, |r| r.id);
     let sealed = vault::seal(&state.keyring, id, tokens);
     let now = Utc::now();
-    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000).min(10 * 365 * 86_400));
+    let secs = |s: u64| {
+        chrono::Duration::seconds(
+            i64::try_from(s)
+                .unwrap_or(i64::MAX / 1000)
+                .min(10 * 365 * 86_400),
+        )
+    };
     let write = TokenWrite {
         access_token: &sealed.access,
         refresh_token: sealed.refresh.as_deref(),
@@ -267,7 +324,17 @@ async fn store(
         "expires_at": row.expires_at,
         "has_refresh_token": row.refresh_token.is_some(),
     });
-    audit::write(&mut tx, &audit::row(caller, "oauth_connected", &vault::resource(p, e), true, details)).await?;
+    audit::write(
+        &mut tx,
+        &audit::row(
+            caller,
+            "oauth_connected",
+            &vault::resource(p, e),
+            true,
+            details,
+        ),
+    )
+    .await?;
     tx.commit().await?;
     Ok(row)
 }

@@ -33,7 +33,11 @@ pub struct Lock {
 
 impl Lock {
     /// Takes the lock if it is free. `Ok(None)`: someone else holds it.
-    pub async fn try_acquire(redis: &Redis, name: &str, ttl: Duration) -> redis::RedisResult<Option<Self>> {
+    pub async fn try_acquire(
+        redis: &Redis,
+        name: &str,
+        ttl: Duration,
+    ) -> redis::RedisResult<Option<Self>> {
         let key = redis.key(&format!("lock:{name}"));
         let owner = uuid::Uuid::new_v4().to_string();
         let mut conn = redis.conn().await?;
@@ -49,8 +53,19 @@ impl Lock {
             return Ok(None);
         }
         let renewal = CancellationToken::new();
-        tokio::spawn(renew(redis.clone(), key.clone(), owner.clone(), ttl, renewal.clone()));
-        Ok(Some(Self { redis: redis.clone(), key, owner, renewal }))
+        tokio::spawn(renew(
+            redis.clone(),
+            key.clone(),
+            owner.clone(),
+            ttl,
+            renewal.clone(),
+        ));
+        Ok(Some(Self {
+            redis: redis.clone(),
+            key,
+            owner,
+            renewal,
+        }))
     }
 
     /// Releases the lock if this owner still holds it.
@@ -58,7 +73,11 @@ impl Lock {
         self.renewal.cancel();
         let result: redis::RedisResult<i64> = async {
             let mut conn = self.redis.conn().await?;
-            Script::new(RELEASE).key(&self.key).arg(&self.owner).invoke_async(&mut conn).await
+            Script::new(RELEASE)
+                .key(&self.key)
+                .arg(&self.owner)
+                .invoke_async(&mut conn)
+                .await
         }
         .await;
         if let Err(e) = result {
@@ -94,7 +113,9 @@ async fn renew(redis: Redis, key: String, owner: String, ttl: Duration, stop: Ca
         match renewed {
             Ok(1) => {}
             Ok(_) => {
-                tracing::warn!("a Redis lock was lost while held; the row lock still guards the refresh");
+                tracing::warn!(
+                    "a Redis lock was lost while held; the row lock still guards the refresh"
+                );
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "could not renew a Redis lock"),

@@ -112,9 +112,14 @@ pub fn pkce() -> (PkceCodeChallenge, PkceCodeVerifier) {
 
 impl AppClient {
     fn client(&self, redirect_uri: Option<&Url>) -> Result<Client, ProviderError> {
-        let bad = |what: &str| ProviderError::Rejected { status: 0, code: format!("invalid {what}") };
+        let bad = |what: &str| ProviderError::Rejected {
+            status: 0,
+            code: format!("invalid {what}"),
+        };
         let mut client = oauth2::Client::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.client_secret.expose_secret().to_owned()))
+            .set_client_secret(ClientSecret::new(
+                self.client_secret.expose_secret().to_owned(),
+            ))
             .set_auth_uri(AuthUrl::from_url(self.endpoints.authorize.clone()))
             .set_token_uri(TokenUrl::from_url(self.endpoints.token.clone()))
             .set_auth_type(match self.quirks.client_auth {
@@ -154,7 +159,10 @@ impl AppClient {
         verifier: &str,
         redirect_uri: &Url,
     ) -> Result<TokenSet, ProviderError> {
-        let redirect = self.quirks.redirect_uri_in_token_request.then_some(redirect_uri);
+        let redirect = self
+            .quirks
+            .redirect_uri_in_token_request
+            .then_some(redirect_uri);
         let client = self.client(redirect)?;
         let status = Arc::new(AtomicU16::new(0));
         let send = sender(http, timeout, &status);
@@ -177,7 +185,10 @@ impl AppClient {
         let status = Arc::new(AtomicU16::new(0));
         let send = sender(http, timeout, &status);
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let result = client.exchange_refresh_token(&token).request_async(&send).await;
+        let result = client
+            .exchange_refresh_token(&token)
+            .request_async(&send)
+            .await;
         classify(result, &status).map(to_token_set)
     }
 
@@ -204,7 +215,14 @@ impl AppClient {
                 ("client_id", self.client_id.as_str()),
                 ("client_secret", secret),
                 ("token", token),
-                ("token_type_hint", if refresh_token.is_some() { "refresh_token" } else { "access_token" }),
+                (
+                    "token_type_hint",
+                    if refresh_token.is_some() {
+                        "refresh_token"
+                    } else {
+                        "access_token"
+                    },
+                ),
             ]),
             RevokeStyle::StripeDeauthorize => http.post(url).bearer_auth(secret).form(&[
                 ("client_id", self.client_id.as_str()),
@@ -224,7 +242,10 @@ impl AppClient {
         Err(if status.is_server_error() {
             ProviderError::Unavailable(format!("HTTP {}", status.as_u16()))
         } else {
-            ProviderError::Rejected { status: status.as_u16(), code: error_code(&body) }
+            ProviderError::Rejected {
+                status: status.as_u16(),
+                code: error_code(&body),
+            }
         })
     }
 }
@@ -255,8 +276,11 @@ fn sender(
     http: &reqwest::Client,
     timeout: Duration,
     status: &Arc<AtomicU16>,
-) -> impl Fn(oauth2::HttpRequest) -> std::pin::Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>>
-{
+) -> impl Fn(
+    oauth2::HttpRequest,
+) -> std::pin::Pin<
+    Box<dyn Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>,
+> {
     let http = http.clone();
     let status = status.clone();
     move |request: oauth2::HttpRequest| {
@@ -296,28 +320,37 @@ fn classify(
         }
         Err(RequestTokenError::ServerResponse(e)) => Err(match e.error() {
             BasicErrorResponseType::InvalidGrant => ProviderError::InvalidGrant,
-            other => ProviderError::Rejected { status, code: other.to_string() },
+            other => ProviderError::Rejected {
+                status,
+                code: other.to_string(),
+            },
         }),
         // HubSpot's dated endpoints answer errors in their own shape; a dead refresh token
         // is a 400 whose body names it.
         Err(RequestTokenError::Parse(_, body)) if (400..500).contains(&status) => {
             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let code = error_code(&body);
-            if code.contains("invalid_grant") || code.contains("BAD_REFRESH_TOKEN") || code.contains("BAD_AUTH_CODE") {
+            if code.contains("invalid_grant")
+                || code.contains("BAD_REFRESH_TOKEN")
+                || code.contains("BAD_AUTH_CODE")
+            {
                 Err(ProviderError::InvalidGrant)
             } else {
                 Err(ProviderError::Rejected { status, code })
             }
         }
-        Err(RequestTokenError::Parse(..)) => {
-            Err(ProviderError::Unavailable(format!("unreadable token response (HTTP {status})")))
-        }
+        Err(RequestTokenError::Parse(..)) => Err(ProviderError::Unavailable(format!(
+            "unreadable token response (HTTP {status})"
+        ))),
         Err(RequestTokenError::Other(_)) if (400..500).contains(&status) => {
-            Err(ProviderError::Rejected { status, code: "unreadable_error".into() })
+            Err(ProviderError::Rejected {
+                status,
+                code: "unreadable_error".into(),
+            })
         }
-        Err(RequestTokenError::Other(_)) => {
-            Err(ProviderError::Unavailable(format!("unexpected token response (HTTP {status})")))
-        }
+        Err(RequestTokenError::Other(_)) => Err(ProviderError::Unavailable(format!(
+            "unexpected token response (HTTP {status})"
+        ))),
     }
 }
 
@@ -327,7 +360,12 @@ fn error_code(body: &Value) -> String {
     pick("error")
         .or_else(|| pick("status"))
         .or_else(|| pick("category"))
-        .map(|c| c.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect())
+        .map(|c| {
+            c.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(64)
+                .collect()
+        })
         .unwrap_or_else(|| "unknown_error".into())
 }
 
@@ -346,7 +384,9 @@ fn to_token_set(r: Response) -> TokenSet {
     let extra = r.extra_fields();
     TokenSet {
         access_token: SecretString::from(r.access_token().secret().to_owned()),
-        refresh_token: r.refresh_token().map(|t| SecretString::from(t.secret().to_owned())),
+        refresh_token: r
+            .refresh_token()
+            .map(|t| SecretString::from(t.secret().to_owned())),
         token_type: match r.token_type() {
             BasicTokenType::Bearer => "bearer".to_owned(),
             other => format!("{other:?}").to_ascii_lowercase(),

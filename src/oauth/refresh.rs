@@ -58,17 +58,28 @@ pub async fn valid_token(
     };
     let grant = TokenGrant::open(&state.keyring, &row)?;
     let mut tx = state.db.begin().await?;
-    let details = json!({ "refreshed": refreshed, "expires_at": row.expires_at, "version": row.version });
+    let details =
+        json!({ "refreshed": refreshed, "expires_at": row.expires_at, "version": row.version });
     audit::write(
         &mut tx,
-        &audit::row(caller, "token_retrieved", &vault::resource(provider, environment), true, details),
+        &audit::row(
+            caller,
+            "token_retrieved",
+            &vault::resource(provider, environment),
+            true,
+            details,
+        ),
     )
     .await?;
     tx.commit().await?;
     Ok(grant)
 }
 
-fn ensure_connected(row: &TokenRow, provider: Provider, environment: Environment) -> Result<(), ApiError> {
+fn ensure_connected(
+    row: &TokenRow,
+    provider: Provider,
+    environment: Environment,
+) -> Result<(), ApiError> {
     if row.status == "connected" {
         return Ok(());
     }
@@ -120,7 +131,10 @@ pub async fn refresh(
                     return if still_valid(&seen) {
                         Ok(seen)
                     } else {
-                        Err(ApiError::Unavailable { what: "the token (a refresh elsewhere is taking too long)", source: None })
+                        Err(ApiError::Unavailable {
+                            what: "the token (a refresh elsewhere is taking too long)",
+                            source: None,
+                        })
                     };
                 }
                 tokio::time::sleep(pause).await;
@@ -146,7 +160,10 @@ pub async fn refresh(
 
 fn parse_names(row: &TokenRow) -> Result<(Provider, Environment), ApiError> {
     let corrupt = |e: String| ApiError::Internal(anyhow::anyhow!("bad token row: {e}"));
-    Ok((row.provider.parse().map_err(corrupt)?, row.environment.parse().map_err(corrupt)?))
+    Ok((
+        row.provider.parse().map_err(corrupt)?,
+        row.environment.parse().map_err(corrupt)?,
+    ))
 }
 
 async fn refresh_locked(
@@ -173,23 +190,43 @@ async fn refresh_locked(
         return if still_valid(&row) {
             Ok(row)
         } else {
-            Err(ApiError::Conflict(format!("{provider} {environment} has no refresh token; connect it again")))
+            Err(ApiError::Conflict(format!(
+                "{provider} {environment} has no refresh token; connect it again"
+            )))
         };
     };
-    let (config, secrets) = integrations::open_secrets(&state.db, &state.keyring, provider, environment)
-        .await?
-        .ok_or_else(|| ApiError::Conflict(format!("{provider} {environment} is no longer configured")))?;
-    let client = provider::app_client(provider, state.settings.oauth.endpoints(provider), &config.settings.0, &secrets)
-        .ok_or_else(|| ApiError::Conflict(format!("{provider} {environment} has no OAuth app configured")))?;
+    let (config, secrets) =
+        integrations::open_secrets(&state.db, &state.keyring, provider, environment)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Conflict(format!("{provider} {environment} is no longer configured"))
+            })?;
+    let client = provider::app_client(
+        provider,
+        state.settings.oauth.endpoints(provider),
+        &config.settings.0,
+        &secrets,
+    )
+    .ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "{provider} {environment} has no OAuth app configured"
+        ))
+    })?;
 
     let outcome = client
-        .refresh(&state.http, state.settings.oauth.provider_timeout, &refresh_token)
+        .refresh(
+            &state.http,
+            state.settings.oauth.provider_timeout,
+            &refresh_token,
+        )
         .await;
     match outcome {
         Ok(tokens) => {
             let sealed = vault::seal(&state.keyring, row.id, &tokens);
             let now = Utc::now();
-            let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(0).min(10 * 365 * 86_400));
+            let secs = |s: u64| {
+                chrono::Duration::seconds(i64::try_from(s).unwrap_or(0).min(10 * 365 * 86_400))
+            };
             // Providers that do not say keep the old expiry of a non-expiring token (Stripe).
             let expires_at = tokens.expires_in.map(|s| now + secs(s));
             let updated = rows::refreshed(
@@ -209,7 +246,11 @@ async fn refresh_locked(
                 "expires_at": updated.expires_at,
                 "version": updated.version,
             });
-            audit::write(&mut tx, &audit::row(caller, "token_refreshed", &resource, true, details)).await?;
+            audit::write(
+                &mut tx,
+                &audit::row(caller, "token_refreshed", &resource, true, details),
+            )
+            .await?;
             // Durable first: the rotated refresh token must survive before anyone uses the
             // new access token.
             tx.commit().await?;
@@ -225,7 +266,11 @@ async fn refresh_locked(
             }
             rows::set_status(&mut tx, row.id, "needs_reauth").await?;
             let details = json!({ "trigger": trigger.as_str(), "error": "invalid_grant", "status": "needs_reauth" });
-            audit::write(&mut tx, &audit::row(caller, "token_refreshed", &resource, false, details)).await?;
+            audit::write(
+                &mut tx,
+                &audit::row(caller, "token_refreshed", &resource, false, details),
+            )
+            .await?;
             tx.commit().await?;
             tracing::warn!(%provider, %environment, "refresh token rejected (invalid_grant); the connection needs reauthorization");
             Err(ApiError::Conflict(format!(
@@ -251,12 +296,17 @@ async fn refresh_locked(
 }
 
 fn backoff_key(state: &AppState, row: &TokenRow) -> String {
-    state.redis.key(&format!("oauth:backoff:{}:{}", row.provider, row.environment))
+    state.redis.key(&format!(
+        "oauth:backoff:{}:{}",
+        row.provider, row.environment
+    ))
 }
 
 /// True while a recent transient failure asks refreshes of a still-valid token to wait.
 async fn backing_off(state: &AppState, row: &TokenRow) -> bool {
-    let Ok(mut conn) = state.redis.conn().await else { return false };
+    let Ok(mut conn) = state.redis.conn().await else {
+        return false;
+    };
     redis::cmd("EXISTS")
         .arg(format!("{}:until", backoff_key(state, row)))
         .query_async::<bool>(&mut conn)
@@ -266,11 +316,21 @@ async fn backing_off(state: &AppState, row: &TokenRow) -> bool {
 
 /// Exponential: 5 s, 10 s, 20 s … at most 5 minutes after consecutive failures.
 async fn back_off(state: &AppState, row: &TokenRow) {
-    let Ok(mut conn) = state.redis.conn().await else { return };
+    let Ok(mut conn) = state.redis.conn().await else {
+        return;
+    };
     let key = backoff_key(state, row);
-    let attempts: i64 = redis::cmd("INCR").arg(&key).query_async(&mut conn).await.unwrap_or(1);
+    let attempts: i64 = redis::cmd("INCR")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap_or(1);
     let wait_ms = (5_000u64 << attempts.clamp(1, 7).saturating_sub(1) as u32).min(300_000);
-    let _: redis::RedisResult<i64> = redis::cmd("PEXPIRE").arg(&key).arg(wait_ms * 4).query_async(&mut conn).await;
+    let _: redis::RedisResult<i64> = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(wait_ms * 4)
+        .query_async(&mut conn)
+        .await;
     let _: redis::RedisResult<()> = redis::cmd("SET")
         .arg(format!("{key}:until"))
         .arg(1)
@@ -281,7 +341,13 @@ async fn back_off(state: &AppState, row: &TokenRow) {
 }
 
 async fn clear_backoff(state: &AppState, row: &TokenRow) {
-    let Ok(mut conn) = state.redis.conn().await else { return };
+    let Ok(mut conn) = state.redis.conn().await else {
+        return;
+    };
     let key = backoff_key(state, row);
-    let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&key).arg(format!("{key}:until")).query_async(&mut conn).await;
+    let _: redis::RedisResult<i64> = redis::cmd("DEL")
+        .arg(&key)
+        .arg(format!("{key}:until"))
+        .query_async(&mut conn)
+        .await;
 }

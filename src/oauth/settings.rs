@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::config::{Source, SettingsError};
+use crate::config::{SettingsError, Source};
 use crate::domain::Provider;
 
 /// One provider's OAuth endpoints. The defaults are the real production endpoints.
@@ -58,7 +58,10 @@ impl OAuthSettings {
             let accepts = format!("a whole number of seconds from 1 to {max}");
             let v: u64 = src.parse(name, default, &accepts)?;
             if v == 0 || v > max {
-                return Err(SettingsError::new(name, format!("got {v}; accepts {accepts}")));
+                return Err(SettingsError::new(
+                    name,
+                    format!("got {v}; accepts {accepts}"),
+                ));
             }
             Ok(Duration::from_secs(v))
         };
@@ -84,21 +87,30 @@ impl OAuthSettings {
                 "QUICKBOOKS",
                 "https://appcenter.intuit.com/connect/oauth2",
                 "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
-                ("REVOKE", "https://developer.api.intuit.com/v2/oauth2/tokens/revoke"),
+                (
+                    "REVOKE",
+                    "https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+                ),
             )?,
             hubspot: endpoints(
                 src,
                 "HUBSPOT",
                 "https://app.hubspot.com/oauth/authorize",
                 "https://api.hubapi.com/oauth/2026-03/token",
-                ("REVOKE", "https://api.hubapi.com/oauth/2026-03/token/revoke"),
+                (
+                    "REVOKE",
+                    "https://api.hubapi.com/oauth/2026-03/token/revoke",
+                ),
             )?,
             stripe: endpoints(
                 src,
                 "STRIPE",
                 "https://connect.stripe.com/oauth/authorize",
                 "https://connect.stripe.com/oauth/token",
-                ("DEAUTHORIZE", "https://connect.stripe.com/oauth/deauthorize"),
+                (
+                    "DEAUTHORIZE",
+                    "https://connect.stripe.com/oauth/deauthorize",
+                ),
             )?,
             refresh_margin: seconds("OAUTH_REFRESH_MARGIN", 300, 86_400)?,
             refresh_window: seconds("OAUTH_REFRESH_WINDOW", 900, 86_400)?,
@@ -120,7 +132,10 @@ fn endpoints(
         let name = format!("{provider}_OAUTH_{suffix}");
         let value = src.string_or(&name, default);
         http_url(&value).ok_or_else(|| {
-            SettingsError::new(&name, format!("got {value:?}; accepts an http:// or https:// URL"))
+            SettingsError::new(
+                &name,
+                format!("got {value:?}; accepts an http:// or https:// URL"),
+            )
         })
     };
     let redirect_name = format!("{provider}_OAUTH_REDIRECT_URI");
@@ -154,8 +169,10 @@ mod tests {
     use super::*;
 
     fn read(pairs: &[(&str, &str)]) -> Result<OAuthSettings, SettingsError> {
-        let vars: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let vars: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         OAuthSettings::from_source(&Source::new(|name| vars.get(name).cloned()))
     }
 
@@ -163,9 +180,18 @@ mod tests {
     fn defaults_are_the_real_endpoints() {
         let s = read(&[]).expect("defaults");
         assert_eq!(s.state_ttl, Duration::from_secs(600));
-        assert_eq!(s.hubspot.token.as_str(), "https://api.hubapi.com/oauth/2026-03/token");
-        assert_eq!(s.quickbooks.token.as_str(), "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer");
-        assert_eq!(s.stripe.revoke.as_str(), "https://connect.stripe.com/oauth/deauthorize");
+        assert_eq!(
+            s.hubspot.token.as_str(),
+            "https://api.hubapi.com/oauth/2026-03/token"
+        );
+        assert_eq!(
+            s.quickbooks.token.as_str(),
+            "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
+        );
+        assert_eq!(
+            s.stripe.revoke.as_str(),
+            "https://connect.stripe.com/oauth/deauthorize"
+        );
         assert!(s.stripe.redirect_uri.is_none());
         assert!(s.return_allowed_origins.is_empty());
         assert!(s.refresher_enabled);
@@ -176,9 +202,18 @@ mod tests {
     fn overrides_apply() {
         let s = read(&[
             ("OAUTH_STATE_TTL", "5"),
-            ("HUBSPOT_OAUTH_TOKEN_URL", "http://127.0.0.1:9/hubspot/token"),
-            ("STRIPE_OAUTH_REDIRECT_URI", "https://cfg.example.com/api/config/stripe/callback"),
-            ("OAUTH_RETURN_ALLOWED_ORIGINS", "https://dash.example.com, http://localhost:3000"),
+            (
+                "HUBSPOT_OAUTH_TOKEN_URL",
+                "http://127.0.0.1:9/hubspot/token",
+            ),
+            (
+                "STRIPE_OAUTH_REDIRECT_URI",
+                "https://cfg.example.com/api/config/stripe/callback",
+            ),
+            (
+                "OAUTH_RETURN_ALLOWED_ORIGINS",
+                "https://dash.example.com, http://localhost:3000",
+            ),
         ])
         .expect("valid");
         assert_eq!(s.state_ttl, Duration::from_secs(5));
@@ -192,7 +227,10 @@ mod tests {
         for (name, value) in [
             ("OAUTH_STATE_TTL", "0"),
             ("OAUTH_STATE_TTL", "ten"),
-            ("OAUTH_RETURN_ALLOWED_ORIGINS", "https://dash.example.com/path"),
+            (
+                "OAUTH_RETURN_ALLOWED_ORIGINS",
+                "https://dash.example.com/path",
+            ),
             ("OAUTH_RETURN_ALLOWED_ORIGINS", "dash.example.com"),
             ("QUICKBOOKS_OAUTH_TOKEN_URL", "ftp://x"),
             ("HUBSPOT_OAUTH_REDIRECT_URI", "not a url"),

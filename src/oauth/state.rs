@@ -35,7 +35,10 @@ pub fn new_state() -> String {
 
 /// Only values shaped like ours are looked up, so junk never reaches Redis as a key.
 pub fn well_formed(state: &str) -> bool {
-    state.len() == 43 && state.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    state.len() == 43
+        && state
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn key(redis: &Redis, state: &str) -> String {
@@ -43,9 +46,15 @@ fn key(redis: &Redis, state: &str) -> String {
 }
 
 /// Stores a flow under `state`; fails when Redis does not answer.
-pub async fn save(redis: &Redis, state: &str, flow: &FlowState, ttl: Duration) -> redis::RedisResult<()> {
-    let json = serde_json::to_string(flow)
-        .map_err(|_| redis::RedisError::from((redis::ErrorKind::TypeError, "flow state does not serialize")))?;
+pub async fn save(
+    redis: &Redis,
+    state: &str,
+    flow: &FlowState,
+    ttl: Duration,
+) -> redis::RedisResult<()> {
+    let json = serde_json::to_string(flow).map_err(|_| {
+        redis::RedisError::from((redis::ErrorKind::TypeError, "flow state does not serialize"))
+    })?;
     let mut conn = redis.conn().await?;
     let stored: Option<String> = redis::cmd("SET")
         .arg(key(redis, state))
@@ -57,7 +66,10 @@ pub async fn save(redis: &Redis, state: &str, flow: &FlowState, ttl: Duration) -
         .await?;
     match stored {
         Some(_) => Ok(()),
-        None => Err(redis::RedisError::from((redis::ErrorKind::ResponseError, "state collision"))),
+        None => Err(redis::RedisError::from((
+            redis::ErrorKind::ResponseError,
+            "state collision",
+        ))),
     }
 }
 
@@ -71,7 +83,10 @@ pub async fn consume(redis: &Redis, state: &str) -> redis::RedisResult<Option<Fl
 /// Why a `return_to` is refused.
 pub fn check_return_to(return_to: &str, allowed: &[Url]) -> Result<Url, &'static str> {
     let url = Url::parse(return_to).map_err(|_| "must be an absolute http(s) URL")?;
-    if !matches!(url.scheme(), "http" | "https") || !url.username().is_empty() || url.password().is_some() {
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err("must be an absolute http(s) URL without credentials");
     }
     if allowed.iter().any(|a| a.origin() == url.origin()) {

@@ -40,7 +40,10 @@ pub struct Sealed {
 
 pub fn seal(keys: &KeyRing, id: Uuid, tokens: &TokenSet) -> Sealed {
     Sealed {
-        access: keys.seal(tokens.access_token.expose_secret().as_bytes(), &access_aad(id)),
+        access: keys.seal(
+            tokens.access_token.expose_secret().as_bytes(),
+            &access_aad(id),
+        ),
         refresh: tokens
             .refresh_token
             .as_ref()
@@ -127,7 +130,12 @@ impl ConnectionView {
             scopes: row
                 .scope
                 .as_deref()
-                .map(|s| s.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .map(|s| {
+                    s.split([' ', ','])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default(),
             token_type: row.token_type.clone(),
             expires_at: row.expires_at,
@@ -146,7 +154,11 @@ fn not_connected(provider: Provider, environment: Environment) -> ApiError {
     ApiError::not_found(format!("{provider} {environment} is not connected"))
 }
 
-pub async fn find(state: &AppState, provider: Provider, environment: Environment) -> Result<TokenRow, ApiError> {
+pub async fn find(
+    state: &AppState,
+    provider: Provider,
+    environment: Environment,
+) -> Result<TokenRow, ApiError> {
     let mut conn = state.db.acquire().await?;
     rows::find(&mut conn, provider.as_str(), environment.as_str())
         .await?
@@ -190,15 +202,26 @@ pub async fn disconnect(
     };
     let mut tx = state.db.begin().await?;
     // Locked so a refresh in flight finishes first and nothing writes the row back.
-    if let Some(current) = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str()).await? {
+    if let Some(current) =
+        rows::find_for_update(&mut tx, provider.as_str(), environment.as_str()).await?
+    {
         rows::delete(&mut tx, current.id).await?;
     }
     let details = json!({
         "revoked_at_provider": revoke_error.is_none(),
         "revoke_error": revoke_error,
     });
-    audit::write(&mut tx, &audit::row(caller, "oauth_disconnected", &resource(provider, environment), true, details))
-        .await?;
+    audit::write(
+        &mut tx,
+        &audit::row(
+            caller,
+            "oauth_disconnected",
+            &resource(provider, environment),
+            true,
+            details,
+        ),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Disconnected {
         provider,
@@ -208,7 +231,12 @@ pub async fn disconnect(
     })
 }
 
-async fn revoke(state: &AppState, provider: Provider, environment: Environment, row: &TokenRow) -> Result<(), String> {
+async fn revoke(
+    state: &AppState,
+    provider: Provider,
+    environment: Environment,
+    row: &TokenRow,
+) -> Result<(), String> {
     let keys = &state.keyring;
     let config = integrations::open_secrets(&state.db, keys, provider, environment)
         .await
@@ -219,10 +247,18 @@ async fn revoke(state: &AppState, provider: Provider, environment: Environment, 
     let endpoints = state.settings.oauth.endpoints(provider);
     let client = provider::app_client(provider, endpoints, &config.settings.0, &secrets)
         .ok_or_else(|| "client_not_configured".to_owned())?;
-    let access = keys.open_string(&row.access_token, &access_aad(row.id)).map_err(|_| "sealed_value_unreadable".to_owned())?;
+    let access = keys
+        .open_string(&row.access_token, &access_aad(row.id))
+        .map_err(|_| "sealed_value_unreadable".to_owned())?;
     let refresh = open_refresh(keys, row).map_err(|_| "sealed_value_unreadable".to_owned())?;
     client
-        .revoke(&state.http, state.settings.oauth.provider_timeout, refresh.as_ref(), &access, row.stripe_user_id.as_deref())
+        .revoke(
+            &state.http,
+            state.settings.oauth.provider_timeout,
+            refresh.as_ref(),
+            &access,
+            row.stripe_user_id.as_deref(),
+        )
         .await
         .map_err(|e| e.reason().to_owned())
 }

@@ -1,6 +1,9 @@
 //! HubSpot: OAuth app credentials and a private app token.
 
-use super::{ClientAuth, FieldCheck, OAuthQuirks, RevokeStyle, FieldSpec, ProviderSpec, digits, non_empty_text, prefixed, scopes, secret_text};
+use super::{
+    ClientAuth, FieldCheck, FieldSpec, OAuthQuirks, ProviderSpec, RevokeStyle, digits,
+    non_empty_text, prefixed, scopes, secret_text,
+};
 use crate::domain::Environment;
 
 pub struct Hubspot;

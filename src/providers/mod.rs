@@ -87,11 +87,18 @@ pub fn oauth(provider: Provider) -> OAuthQuirks {
 pub fn oauth_scopes(provider: Provider, settings: &Map<String, Value>) -> Vec<String> {
     let from_settings: Vec<String> = match settings.get("scopes") {
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
         _ => Vec::new(),
     };
     if from_settings.is_empty() {
-        oauth(provider).default_scopes.split_whitespace().map(str::to_owned).collect()
+        oauth(provider)
+            .default_scopes
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
     } else {
         from_settings
     }

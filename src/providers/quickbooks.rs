@@ -2,7 +2,10 @@
 
 use serde_json::Value;
 
-use super::{ClientAuth, FieldCheck, OAuthQuirks, RevokeStyle, FieldSpec, ProviderSpec, digits, non_empty_text, scopes, secret_text};
+use super::{
+    ClientAuth, FieldCheck, FieldSpec, OAuthQuirks, ProviderSpec, RevokeStyle, digits,
+    non_empty_text, scopes, secret_text,
+};
 
 pub struct Quickbooks;
 

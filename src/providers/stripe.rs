@@ -2,7 +2,10 @@
 
 use serde_json::Value;
 
-use super::{ClientAuth, FieldCheck, OAuthQuirks, RevokeStyle, FieldSpec, ProviderSpec, non_empty_text, prefixed};
+use super::{
+    ClientAuth, FieldCheck, FieldSpec, OAuthQuirks, ProviderSpec, RevokeStyle, non_empty_text,
+    prefixed,
+};
 use crate::domain::Environment;
 
 pub struct Stripe;

@@ -17,8 +17,8 @@ use crate::domain::{Environment, Provider, Role};
 use crate::error::{ApiError, Problem};
 use crate::json::JsonBody;
 use crate::oauth::flow::{self, AuthorizeInput, AuthorizeOutput, CallbackOutcome};
-use crate::oauth::vault::{self, ConnectionView, Disconnected, TokenGrant};
 use crate::oauth::refresh;
+use crate::oauth::vault::{self, ConnectionView, Disconnected, TokenGrant};
 
 /// Sync workers and admins may fetch tokens.
 const TOKEN_ROLES: &[Role] = &[Role::Service, Role::Admin];
@@ -27,7 +27,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/config/{provider}/oauth/authorize", post(authorize))
         .route("/api/config/{provider}/callback", get(callback))
-        .route("/api/config/{provider}/connection", get(connection).delete(disconnect))
+        .route(
+            "/api/config/{provider}/connection",
+            get(connection).delete(disconnect),
+        )
         .route("/api/config/{provider}/token", post(token))
 }
 
@@ -46,7 +49,9 @@ impl EnvironmentQuery {
             .environment
             .as_deref()
             .ok_or_else(|| ApiError::field("environment", "is required: sandbox or production"))?;
-        value.parse().map_err(|m: String| ApiError::field("environment", m))
+        value
+            .parse()
+            .map_err(|m: String| ApiError::field("environment", m))
     }
 }
 
@@ -69,10 +74,19 @@ async fn authorize(
         provider: Some(provider),
         environment: None,
     };
-    attempt(&state.db, &caller, ADMIN, "oauth_authorize_started", &resource, async {
-        let input: AuthorizeInput = body.parse()?;
-        Ok(Json(flow::authorize(&state, &caller, provider, input).await?))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "oauth_authorize_started",
+        &resource,
+        async {
+            let input: AuthorizeInput = body.parse()?;
+            Ok(Json(
+                flow::authorize(&state, &caller, provider, input).await?,
+            ))
+        },
+    )
     .await
 }
 
@@ -92,15 +106,24 @@ async fn callback(
     let provider = provider(&name)?;
     let mut response = match flow::callback(&state, meta, provider, &query).await {
         CallbackOutcome::Redirect(url) => {
-            let location = HeaderValue::from_str(url.as_str())
-                .map_err(|_| ApiError::Internal(anyhow::anyhow!("return_to is not a valid header value")))?;
+            let location = HeaderValue::from_str(url.as_str()).map_err(|_| {
+                ApiError::Internal(anyhow::anyhow!("return_to is not a valid header value"))
+            })?;
             (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
         }
         CallbackOutcome::Page { success, reason } => {
             let (status, text) = if success {
-                (StatusCode::OK, format!("{provider} is connected. You can close this window."))
+                (
+                    StatusCode::OK,
+                    format!("{provider} is connected. You can close this window."),
+                )
             } else {
-                (StatusCode::BAD_REQUEST, format!("Connecting {provider} did not finish ({reason}). Start again from the dashboard."))
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "Connecting {provider} did not finish ({reason}). Start again from the dashboard."
+                    ),
+                )
             };
             let html = format!(
                 "<!doctype html><html><head><meta charset=\"utf-8\"><title>hsq-config</title></head><body><p>{text}</p></body></html>"
@@ -110,7 +133,10 @@ async fn callback(
     };
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     Ok(response)
 }
 
@@ -127,9 +153,18 @@ async fn connection(
 ) -> Result<Json<ConnectionView>, ApiError> {
     let provider = provider(&name)?;
     let environment = query.parse()?;
-    attempt(&state.db, &caller, READERS, "oauth_connection_read", &vault::resource(provider, environment), async {
-        Ok(Json(vault::connection(&state, provider, environment).await?))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        READERS,
+        "oauth_connection_read",
+        &vault::resource(provider, environment),
+        async {
+            Ok(Json(
+                vault::connection(&state, provider, environment).await?,
+            ))
+        },
+    )
     .await
 }
 
@@ -146,9 +181,18 @@ async fn disconnect(
 ) -> Result<Json<Disconnected>, ApiError> {
     let provider = provider(&name)?;
     let environment = query.parse()?;
-    attempt(&state.db, &caller, ADMIN, "oauth_disconnected", &vault::resource(provider, environment), async {
-        Ok(Json(vault::disconnect(&state, &caller, provider, environment).await?))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        ADMIN,
+        "oauth_disconnected",
+        &vault::resource(provider, environment),
+        async {
+            Ok(Json(
+                vault::disconnect(&state, &caller, provider, environment).await?,
+            ))
+        },
+    )
     .await
 }
 
@@ -167,8 +211,17 @@ async fn token(
 ) -> Result<Json<TokenGrant>, ApiError> {
     let provider = provider(&name)?;
     let environment = query.parse()?;
-    attempt(&state.db, &caller, TOKEN_ROLES, "token_retrieved", &vault::resource(provider, environment), async {
-        Ok(Json(refresh::valid_token(&state, &caller, provider, environment).await?))
-    })
+    attempt(
+        &state.db,
+        &caller,
+        TOKEN_ROLES,
+        "token_retrieved",
+        &vault::resource(provider, environment),
+        async {
+            Ok(Json(
+                refresh::valid_token(&state, &caller, provider, environment).await?,
+            ))
+        },
+    )
     .await
 }

@@ -182,7 +182,11 @@ pub async fn refreshed(
     .await
 }
 
-pub async fn set_status(conn: &mut PgConnection, id: Uuid, status: &str) -> Result<(), sqlx::Error> {
+pub async fn set_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE oauth_tokens SET status = $2, updated_at = now(), version = version + 1 WHERE id = $1",
     )

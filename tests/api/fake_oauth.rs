@@ -92,7 +92,9 @@ impl FakeProvider {
             .route("/{provider}/token", post(token))
             .route("/{provider}/revoke", post(revoke))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake provider");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake provider");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -109,11 +111,19 @@ impl FakeProvider {
     }
 
     pub fn exchanges(&self, provider: &str) -> usize {
-        self.fake().exchange_calls.get(provider).copied().unwrap_or(0)
+        self.fake()
+            .exchange_calls
+            .get(provider)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn refreshes(&self, provider: &str) -> usize {
-        self.fake().refresh_calls.get(provider).copied().unwrap_or(0)
+        self.fake()
+            .refresh_calls
+            .get(provider)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn revokes(&self, provider: &str) -> usize {
@@ -121,20 +131,45 @@ impl FakeProvider {
     }
 
     pub fn last_access(&self, provider: &str) -> String {
-        self.fake().last_access.get(provider).cloned().unwrap_or_default()
+        self.fake()
+            .last_access
+            .get(provider)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn last_refresh(&self, provider: &str) -> String {
-        self.fake().last_refresh.get(provider).cloned().unwrap_or_default()
+        self.fake()
+            .last_refresh
+            .get(provider)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Settings that point the app at this fake for every provider.
     pub fn vars(&self, vars: &mut HashMap<String, String>) {
-        for (name, path) in [("QUICKBOOKS", "quickbooks"), ("HUBSPOT", "hubspot"), ("STRIPE", "stripe")] {
-            vars.insert(format!("{name}_OAUTH_AUTHORIZE_URL"), format!("{}/{path}/authorize", self.base));
-            vars.insert(format!("{name}_OAUTH_TOKEN_URL"), format!("{}/{path}/token", self.base));
-            let revoke = if name == "STRIPE" { "DEAUTHORIZE" } else { "REVOKE" };
-            vars.insert(format!("{name}_OAUTH_{revoke}_URL"), format!("{}/{path}/revoke", self.base));
+        for (name, path) in [
+            ("QUICKBOOKS", "quickbooks"),
+            ("HUBSPOT", "hubspot"),
+            ("STRIPE", "stripe"),
+        ] {
+            vars.insert(
+                format!("{name}_OAUTH_AUTHORIZE_URL"),
+                format!("{}/{path}/authorize", self.base),
+            );
+            vars.insert(
+                format!("{name}_OAUTH_TOKEN_URL"),
+                format!("{}/{path}/token", self.base),
+            );
+            let revoke = if name == "STRIPE" {
+                "DEAUTHORIZE"
+            } else {
+                "REVOKE"
+            };
+            vars.insert(
+                format!("{name}_OAUTH_{revoke}_URL"),
+                format!("{}/{path}/revoke", self.base),
+            );
             vars.insert(format!("{name}_OAUTH_REDIRECT_URI"), redirect_uri(path));
         }
     }
@@ -149,7 +184,11 @@ pub fn redirect_uri(provider: &str) -> String {
 }
 
 fn error(status: StatusCode, code: &str) -> Response {
-    (status, Json(json!({ "error": code, "error_description": "fake provider says no" }))).into_response()
+    (
+        status,
+        Json(json!({ "error": code, "error_description": "fake provider says no" })),
+    )
+        .into_response()
 }
 
 async fn authorize(
@@ -167,21 +206,32 @@ async fn authorize(
         && q.get("code_challenge_method").map(String::as_str) == Some("S256")
         && q.get("redirect_uri").map(String::as_str) == Some(redirect_uri(&provider).as_str())
         && q.get("scope").is_some_and(|s| !s.is_empty());
-    let (Some(challenge), Some(state_param), true) = (q.get("code_challenge"), q.get("state"), ok) else {
+    let (Some(challenge), Some(state_param), true) = (q.get("code_challenge"), q.get("state"), ok)
+    else {
         return error(StatusCode::BAD_REQUEST, "invalid_request");
     };
     let mut fake = state.lock().expect("fake");
     let mut target = reqwest::Url::parse(&q["redirect_uri"]).expect("redirect uri");
     if fake.behaviour.deny {
-        target.query_pairs_mut().append_pair("error", "access_denied").append_pair("state", state_param);
+        target
+            .query_pairs_mut()
+            .append_pair("error", "access_denied")
+            .append_pair("state", state_param);
     } else {
         fake.counter += 1;
         let code = format!("code-{provider}-{}", fake.counter);
         fake.codes.insert(
             code.clone(),
-            Grant { provider: provider.clone(), challenge: challenge.clone(), redirect_uri: q["redirect_uri"].clone() },
+            Grant {
+                provider: provider.clone(),
+                challenge: challenge.clone(),
+                redirect_uri: q["redirect_uri"].clone(),
+            },
         );
-        target.query_pairs_mut().append_pair("code", &code).append_pair("state", state_param);
+        target
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", state_param);
         if provider == "quickbooks" {
             target.query_pairs_mut().append_pair("realmId", REALM_ID);
         }
@@ -190,11 +240,18 @@ async fn authorize(
 }
 
 /// Each provider authenticates the client its own way; anything else is invalid_client.
-fn client_authenticated(provider: &str, headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+fn client_authenticated(
+    provider: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> bool {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     match provider {
         "quickbooks" => {
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{QB_CLIENT_ID}:{QB_SECRET}"));
+            let basic = base64::engine::general_purpose::STANDARD
+                .encode(format!("{QB_CLIENT_ID}:{QB_SECRET}"));
             auth == Some(format!("Basic {basic}").as_str()) && !form.contains_key("client_secret")
         }
         "hubspot" => {
@@ -222,7 +279,11 @@ async fn token(
     let grant_type = form.get("grant_type").cloned().unwrap_or_default();
     let behaviour = {
         let mut fake = state.lock().expect("fake");
-        let calls = if grant_type == "refresh_token" { &mut fake.refresh_calls } else { &mut fake.exchange_calls };
+        let calls = if grant_type == "refresh_token" {
+            &mut fake.refresh_calls
+        } else {
+            &mut fake.exchange_calls
+        };
         *calls.entry(provider.clone()).or_default() += 1;
         fake.behaviour.clone()
     };
@@ -235,7 +296,9 @@ async fn token(
             let Some(grant) = form.get("code").and_then(|c| fake.codes.remove(c)) else {
                 return error(StatusCode::BAD_REQUEST, "invalid_grant");
             };
-            let verifier_ok = form.get("code_verifier").is_some_and(|v| s256(v) == grant.challenge);
+            let verifier_ok = form
+                .get("code_verifier")
+                .is_some_and(|v| s256(v) == grant.challenge);
             let redirect_ok = if provider == "stripe" {
                 !form.contains_key("redirect_uri")
             } else {
@@ -255,7 +318,11 @@ async fn token(
             fake = state.lock().expect("fake");
             if fake.behaviour.fail_5xx > 0 {
                 fake.behaviour.fail_5xx -= 1;
-                return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/html")], "<h1>upstream down</h1>")
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<h1>upstream down</h1>",
+                )
                     .into_response();
             }
             let presented = form.get("refresh_token").cloned().unwrap_or_default();
@@ -311,7 +378,12 @@ async fn revoke(
     body: axum::body::Bytes,
 ) -> Response {
     let form: HashMap<String, String> = serde_urlencoded_pairs(&body);
-    *state.lock().expect("fake").revoke_calls.entry(provider.clone()).or_default() += 1;
+    *state
+        .lock()
+        .expect("fake")
+        .revoke_calls
+        .entry(provider.clone())
+        .or_default() += 1;
     let token = match provider.as_str() {
         "quickbooks" => {
             let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

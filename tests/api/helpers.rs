@@ -139,7 +139,10 @@ impl TestApp {
     pub fn attach(address: String, vars: HashMap<String, String>, db: TestDb) -> Self {
         Self {
             address,
-            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
             admin_token: vars["ADMIN_API_TOKEN"].clone(),
             vars,
             db,

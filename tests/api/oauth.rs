@@ -11,8 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::fake_oauth::{
-    FakeProvider, HS_CLIENT_ID, HS_SECRET, HUB_ID, PUBLIC_ORIGIN, QB_CLIENT_ID, QB_SECRET, REALM_ID,
-    STRIPE_CLIENT_ID, STRIPE_SECRET, STRIPE_USER_ID,
+    FakeProvider, HS_CLIENT_ID, HS_SECRET, HUB_ID, PUBLIC_ORIGIN, QB_CLIENT_ID, QB_SECRET,
+    REALM_ID, STRIPE_CLIENT_ID, STRIPE_SECRET, STRIPE_USER_ID,
 };
 use crate::helpers::{TestApp, problem};
 use crate::tcp_proxy::TcpProxy;
@@ -28,7 +28,10 @@ pub fn oauth_vars(fake: &FakeProvider, vars: &mut HashMap<String, String>) {
     vars.insert("OAUTH_PROVIDER_TIMEOUT".into(), "5".into());
 }
 
-pub async fn spawn(fake: &FakeProvider, extra: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+pub async fn spawn(
+    fake: &FakeProvider,
+    extra: impl FnOnce(&mut HashMap<String, String>),
+) -> TestApp {
     TestApp::spawn_with(|vars| {
         oauth_vars(fake, vars);
         extra(vars);
@@ -39,23 +42,35 @@ pub async fn spawn(fake: &FakeProvider, extra: impl FnOnce(&mut HashMap<String, 
 /// The OAuth app credentials of each provider, as an admin configures them.
 pub fn app_config(provider: &str) -> Value {
     match provider {
-        "quickbooks" => json!({"settings": {"client_id": QB_CLIENT_ID}, "secrets": {"client_secret": QB_SECRET}}),
-        "hubspot" => json!({"settings": {"client_id": HS_CLIENT_ID, "scopes": ["crm.objects.contacts.read", "oauth"]},
-                            "secrets": {"client_secret": HS_SECRET}}),
-        _ => json!({"settings": {"connect_client_id": STRIPE_CLIENT_ID}, "secrets": {"secret_key": STRIPE_SECRET}}),
+        "quickbooks" => {
+            json!({"settings": {"client_id": QB_CLIENT_ID}, "secrets": {"client_secret": QB_SECRET}})
+        }
+        "hubspot" => {
+            json!({"settings": {"client_id": HS_CLIENT_ID, "scopes": ["crm.objects.contacts.read", "oauth"]},
+                            "secrets": {"client_secret": HS_SECRET}})
+        }
+        _ => {
+            json!({"settings": {"connect_client_id": STRIPE_CLIENT_ID}, "secrets": {"secret_key": STRIPE_SECRET}})
+        }
     }
 }
 
 pub async fn configure(app: &TestApp, address: &str, provider: &str) {
     let r = app
         .client
-        .put(format!("{address}/api/config/integrations/{provider}/sandbox"))
+        .put(format!(
+            "{address}/api/config/integrations/{provider}/sandbox"
+        ))
         .bearer_auth(&app.admin_token)
         .json(&app_config(provider))
         .send()
         .await
         .expect("PUT config");
-    assert!(r.status().is_success(), "configure {provider}: {}", r.status());
+    assert!(
+        r.status().is_success(),
+        "configure {provider}: {}",
+        r.status()
+    );
 }
 
 pub async fn start_flow(app: &TestApp, provider: &str) -> Response {
@@ -72,11 +87,21 @@ pub async fn consent(app: &TestApp, provider: &str) -> String {
     let r = start_flow(app, provider).await;
     assert_eq!(r.status(), 200, "authorize {provider}");
     let body: Value = r.json().await.expect("json");
-    let url = body["authorization_url"].as_str().expect("authorization_url").to_owned();
+    let url = body["authorization_url"]
+        .as_str()
+        .expect("authorization_url")
+        .to_owned();
     assert!(body["expires_at"].is_string());
     let r = app.client.get(&url).send().await.expect("consent screen");
-    assert_eq!(r.status(), StatusCode::FOUND, "the fake consent screen redirects");
-    let location = r.headers()["location"].to_str().expect("location").to_owned();
+    assert_eq!(
+        r.status(),
+        StatusCode::FOUND,
+        "the fake consent screen redirects"
+    );
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     assert!(location.starts_with(PUBLIC_ORIGIN), "{location}");
     location.replacen(PUBLIC_ORIGIN, &app.address, 1)
 }
@@ -87,18 +112,30 @@ pub async fn callback(app: &TestApp, url: &str) -> HashMap<String, String> {
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "callback redirects");
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.headers()["referrer-policy"], "no-referrer");
-    let location = reqwest::Url::parse(r.headers()["location"].to_str().expect("location")).expect("url");
-    assert_eq!(location.origin().ascii_serialization(), DASHBOARD, "only ever back to the dashboard");
+    let location =
+        reqwest::Url::parse(r.headers()["location"].to_str().expect("location")).expect("url");
+    assert_eq!(
+        location.origin().ascii_serialization(),
+        DASHBOARD,
+        "only ever back to the dashboard"
+    );
     location.query_pairs().into_owned().collect()
 }
 
 pub async fn connect(app: &TestApp, provider: &str) {
     let url = consent(app, provider).await;
     let outcome = callback(app, &url).await;
-    assert_eq!(outcome.get("oauth").map(String::as_str), Some("success"), "{provider}: {outcome:?}");
+    assert_eq!(
+        outcome.get("oauth").map(String::as_str),
+        Some("success"),
+        "{provider}: {outcome:?}"
+    );
 }
 
-pub async fn token_row(app: &TestApp, provider: &str) -> Option<(uuid::Uuid, Vec<u8>, Option<Vec<u8>>, String, i64)> {
+pub async fn token_row(
+    app: &TestApp,
+    provider: &str,
+) -> Option<(uuid::Uuid, Vec<u8>, Option<Vec<u8>>, String, i64)> {
     sqlx::query_as("SELECT id, access_token, refresh_token, status, version FROM oauth_tokens WHERE provider = $1")
         .bind(provider)
         .fetch_optional(&app.db.pool)
@@ -108,16 +145,24 @@ pub async fn token_row(app: &TestApp, provider: &str) -> Option<(uuid::Uuid, Vec
 
 /// Opens a sealed token with the app's key, through the documented AAD convention.
 pub fn open(app: &TestApp, id: uuid::Uuid, field: &str, sealed: &[u8]) -> String {
-    let keys = KeyRing::from_material(&SecretString::from(app.vars["ENCRYPTION_KEY"].clone()), &[]).expect("key");
+    let keys = KeyRing::from_material(&SecretString::from(app.vars["ENCRYPTION_KEY"].clone()), &[])
+        .expect("key");
     keys.open_string(sealed, &Aad::new("oauth_tokens", id, field))
         .expect("opens under oauth_tokens/<id>/<field>")
         .expose_secret()
         .to_owned()
 }
 
-pub async fn get_token(client: &reqwest::Client, address: &str, token: &str, provider: &str) -> Response {
+pub async fn get_token(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+    provider: &str,
+) -> Response {
     client
-        .post(format!("{address}/api/config/{provider}/token?environment=sandbox"))
+        .post(format!(
+            "{address}/api/config/{provider}/token?environment=sandbox"
+        ))
         .bearer_auth(token)
         .send()
         .await
@@ -149,7 +194,10 @@ async fn full_flow(provider: &str) {
     let refresh = refresh.expect("a refresh token");
     for sealed in [&access, &refresh] {
         for plain in [&issued_access, &issued_refresh] {
-            assert!(!sealed.windows(plain.len()).any(|w| w == plain.as_bytes()), "{provider}: plaintext at rest");
+            assert!(
+                !sealed.windows(plain.len()).any(|w| w == plain.as_bytes()),
+                "{provider}: plaintext at rest"
+            );
         }
     }
     assert_eq!(open(&app, id, "access_token", &access), issued_access);
@@ -168,12 +216,20 @@ async fn full_flow(provider: &str) {
         "hubspot" => assert_eq!(grant["hub_id"], HUB_ID.to_string()),
         _ => assert_eq!(grant["stripe_user_id"], STRIPE_USER_ID),
     }
-    assert_eq!(fake.refreshes(provider), 0, "a fresh token is not refreshed");
+    assert_eq!(
+        fake.refreshes(provider),
+        0,
+        "a fresh token is not refreshed"
+    );
 
     // The connection view and the status report carry state, never a token.
     let viewer = app.token("viewer").await;
     let r = app
-        .request(Method::GET, &format!("/api/config/{provider}/connection?environment=sandbox"), &viewer)
+        .request(
+            Method::GET,
+            &format!("/api/config/{provider}/connection?environment=sandbox"),
+            &viewer,
+        )
         .send()
         .await
         .expect("connection");
@@ -183,9 +239,17 @@ async fn full_flow(provider: &str) {
     let view: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(view["status"], "connected");
     if provider == "quickbooks" {
-        assert!(view["refresh_expires_at"].is_string(), "x_refresh_token_expires_in is kept");
+        assert!(
+            view["refresh_expires_at"].is_string(),
+            "x_refresh_token_expires_in is kept"
+        );
     }
-    let status: Value = app.get("/api/config/status").await.json().await.expect("status");
+    let status: Value = app
+        .get("/api/config/status")
+        .await
+        .json()
+        .await
+        .expect("status");
     let entry = status["integrations"]
         .as_array()
         .expect("list")
@@ -199,13 +263,21 @@ async fn full_flow(provider: &str) {
     assert_eq!(app.audit_count("token_retrieved", Some(true)).await, 1);
 
     // Disconnect revokes at the provider and removes the tokens.
-    let r = app.delete(&format!("/api/config/{provider}/connection?environment=sandbox")).await;
+    let r = app
+        .delete(&format!(
+            "/api/config/{provider}/connection?environment=sandbox"
+        ))
+        .await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["revoked_at_provider"], true, "{body}");
     assert_eq!(fake.revokes(provider), 1);
     let revoked = fake.fake().revoked.clone();
-    let expected = if provider == "stripe" { STRIPE_USER_ID.to_owned() } else { issued_refresh.clone() };
+    let expected = if provider == "stripe" {
+        STRIPE_USER_ID.to_owned()
+    } else {
+        issued_refresh.clone()
+    };
     assert_eq!(revoked, vec![expected]);
     assert!(token_row(&app, provider).await.is_none(), "tokens removed");
     assert_eq!(app.audit_count("oauth_disconnected", Some(true)).await, 1);
@@ -239,7 +311,13 @@ async fn a_replayed_or_tampered_state_is_refused() {
     let pairs: Vec<(String, String)> = tampered
         .query_pairs()
         .into_owned()
-        .map(|(k, v)| if k == "state" { (k, format!("{}A", &v[..v.len() - 1])) } else { (k, v) })
+        .map(|(k, v)| {
+            if k == "state" {
+                (k, format!("{}A", &v[..v.len() - 1]))
+            } else {
+                (k, v)
+            }
+        })
         .collect();
     tampered.query_pairs_mut().clear().extend_pairs(pairs);
     let outcome = callback(&app, tampered.as_str()).await;
@@ -250,7 +328,11 @@ async fn a_replayed_or_tampered_state_is_refused() {
     let outcome = callback(&app, &url).await;
     assert_eq!(outcome["oauth"], "error", "a replay is refused");
     assert_eq!(outcome["reason"], "invalid_state");
-    assert_eq!(fake.exchanges("quickbooks"), 1, "the replay never reaches the provider");
+    assert_eq!(
+        fake.exchanges("quickbooks"),
+        1,
+        "the replay never reaches the provider"
+    );
 }
 
 #[tokio::test]
@@ -265,15 +347,25 @@ async fn an_expired_state_is_refused() {
 
     // Bounded wait for Redis to expire the state (TTL 1 s).
     let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis conn");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis conn");
     let pattern = format!("{}oauth:state:*", app.prefix());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await.expect("keys");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
         if keys.is_empty() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the state never expired");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the state never expired"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let outcome = callback(&app, &url).await;
@@ -289,12 +381,17 @@ async fn a_state_issued_for_another_provider_is_refused() {
     configure(&app, &app.address, "hubspot").await;
     configure(&app, &app.address, "quickbooks").await;
     let url = consent(&app, "hubspot").await;
-    let wrong = url.replace("/api/config/hubspot/callback", "/api/config/quickbooks/callback");
+    let wrong = url.replace(
+        "/api/config/hubspot/callback",
+        "/api/config/quickbooks/callback",
+    );
     let outcome = callback(&app, &format!("{wrong}&realmId={REALM_ID}")).await;
     assert_eq!(outcome["oauth"], "error");
     assert_eq!(outcome["reason"], "provider_mismatch");
     assert_eq!(fake.exchanges("hubspot") + fake.exchanges("quickbooks"), 0);
-    assert!(token_row(&app, "hubspot").await.is_none() && token_row(&app, "quickbooks").await.is_none());
+    assert!(
+        token_row(&app, "hubspot").await.is_none() && token_row(&app, "quickbooks").await.is_none()
+    );
     assert_eq!(app.audit_count("oauth_connected", Some(false)).await, 1);
 }
 
@@ -303,15 +400,25 @@ async fn a_foreign_return_to_is_422_and_a_denied_consent_redirects_with_its_reas
     let fake = FakeProvider::start().await;
     let app = spawn(&fake, |_| {}).await;
     configure(&app, &app.address, "stripe").await;
-    for foreign in ["https://evil.example.com/", "https://dashboard.example.test.evil.com/x", "//evil.example.com"] {
+    for foreign in [
+        "https://evil.example.com/",
+        "https://dashboard.example.test.evil.com/x",
+        "//evil.example.com",
+    ] {
         let r = app
-            .post_json("/api/config/stripe/oauth/authorize", &json!({"environment": "sandbox", "return_to": foreign}))
+            .post_json(
+                "/api/config/stripe/oauth/authorize",
+                &json!({"environment": "sandbox", "return_to": foreign}),
+            )
             .await;
         let p = problem(r, 422).await;
         assert_eq!(crate::helpers::fields(&p), ["return_to"], "{foreign}");
     }
     let r = app
-        .post_json("/api/config/stripe/oauth/authorize", &json!({"environment": "sandbox", "return_to": RETURN_TO, "x": 1}))
+        .post_json(
+            "/api/config/stripe/oauth/authorize",
+            &json!({"environment": "sandbox", "return_to": RETURN_TO, "x": 1}),
+        )
         .await;
     problem(r, 422).await;
 
@@ -340,7 +447,11 @@ async fn fifty_concurrent_requests_across_two_instances_refresh_once() {
 
     let mut requests = Vec::new();
     for i in 0..50 {
-        let address = if i % 2 == 0 { app.address.clone() } else { sibling.clone() };
+        let address = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            sibling.clone()
+        };
         let (client, token) = (app.client.clone(), service.clone());
         requests.push(tokio::spawn(async move {
             let r = get_token(&client, &address, &token, "quickbooks").await;
@@ -353,13 +464,24 @@ async fn fifty_concurrent_requests_across_two_instances_refresh_once() {
     for r in requests {
         tokens.push(r.await.expect("request task"));
     }
-    assert_eq!(fake.refreshes("quickbooks"), 1, "exactly one call reaches the token endpoint");
+    assert_eq!(
+        fake.refreshes("quickbooks"),
+        1,
+        "exactly one call reaches the token endpoint"
+    );
     let newest = fake.last_access("quickbooks");
-    assert!(tokens.iter().all(|t| *t == newest), "all 50 get the same new token");
+    assert!(
+        tokens.iter().all(|t| *t == newest),
+        "all 50 get the same new token"
+    );
 
     let (id, _, refresh, _, _) = token_row(&app, "quickbooks").await.expect("row");
     let stored = open(&app, id, "refresh_token", &refresh.expect("refresh token"));
-    assert_eq!(stored, fake.last_refresh("quickbooks"), "the rotated refresh token is stored");
+    assert_eq!(
+        stored,
+        fake.last_refresh("quickbooks"),
+        "the rotated refresh token is stored"
+    );
     assert_eq!(app.audit_count("token_refreshed", Some(true)).await, 1);
 }
 
@@ -380,7 +502,10 @@ async fn a_refresh_without_refresh_token_keeps_the_old_one() {
     assert_eq!(grant["access_token"], fake.last_access("hubspot").as_str());
     assert_eq!(fake.refreshes("hubspot"), 1);
     let (id, _, refresh, _, _) = token_row(&app, "hubspot").await.expect("row");
-    assert_eq!(open(&app, id, "refresh_token", &refresh.expect("kept")), original);
+    assert_eq!(
+        open(&app, id, "refresh_token", &refresh.expect("kept")),
+        original
+    );
 }
 
 #[tokio::test]
@@ -396,11 +521,22 @@ async fn invalid_grant_marks_needs_reauth_once_without_a_retry_storm() {
     for _ in 0..5 {
         let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
         let p = problem(r, 409).await;
-        assert!(p["detail"].as_str().expect("detail").contains("needs_reauth"), "{p}");
+        assert!(
+            p["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("needs_reauth"),
+            "{p}"
+        );
     }
     assert_eq!(fake.refreshes("quickbooks"), 1, "no retry storm");
     assert_eq!(app.audit_count("token_refreshed", Some(false)).await, 1);
-    let view: Value = app.get("/api/config/quickbooks/connection?environment=sandbox").await.json().await.expect("json");
+    let view: Value = app
+        .get("/api/config/quickbooks/connection?environment=sandbox")
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(view["status"], "needs_reauth");
 
     // A new authorization heals it.
@@ -416,7 +552,10 @@ async fn provider_failures_write_nothing_and_the_old_token_stays_usable() {
     let app = spawn(&fake, |_| {}).await;
     configure(&app, &app.address, "quickbooks").await;
     connect(&app, "quickbooks").await;
-    let (access, refresh) = (fake.last_access("quickbooks"), fake.last_refresh("quickbooks"));
+    let (access, refresh) = (
+        fake.last_access("quickbooks"),
+        fake.last_refresh("quickbooks"),
+    );
     let (_, _, _, _, version) = token_row(&app, "quickbooks").await.expect("row");
     let service = app.token("service").await;
 
@@ -436,15 +575,25 @@ async fn provider_failures_write_nothing_and_the_old_token_stays_usable() {
         assert!(!body.contains(secret.as_str()));
     }
     let (id, _, sealed_refresh, status, after) = token_row(&app, "quickbooks").await.expect("row");
-    assert_eq!((status.as_str(), after), ("connected", version), "nothing half-written");
-    assert_eq!(open(&app, id, "refresh_token", &sealed_refresh.expect("kept")), refresh);
+    assert_eq!(
+        (status.as_str(), after),
+        ("connected", version),
+        "nothing half-written"
+    );
+    assert_eq!(
+        open(&app, id, "refresh_token", &sealed_refresh.expect("kept")),
+        refresh
+    );
     assert_eq!(app.audit_count("token_refreshed", Some(false)).await, 2);
 
     // The provider recovers: the next request refreshes.
     fake.set(|b| b.fail_5xx = 0);
     let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
     assert_eq!(r.status(), 200);
-    assert_ne!(r.json::<Value>().await.expect("json")["access_token"], access.as_str());
+    assert_ne!(
+        r.json::<Value>().await.expect("json")["access_token"],
+        access.as_str()
+    );
 }
 
 #[tokio::test]
@@ -462,16 +611,25 @@ async fn losing_redis_between_authorize_and_callback_fails_cleanly_and_recovers(
     let outcome = callback(&app, &url).await;
     assert_eq!(outcome["oauth"], "error");
     assert_eq!(outcome["reason"], "state_unavailable");
-    assert!(token_row(&app, "quickbooks").await.is_none(), "nothing written");
+    assert!(
+        token_row(&app, "quickbooks").await.is_none(),
+        "nothing written"
+    );
     assert_eq!(fake.exchanges("quickbooks"), 0);
     let p = problem(start_flow(&app, "quickbooks").await, 503).await;
-    assert!(p["detail"].as_str().expect("detail").contains("Redis"), "{p}");
+    assert!(
+        p["detail"].as_str().expect("detail").contains("Redis"),
+        "{p}"
+    );
 
     proxy.restore().await;
     // Bounded polling while the connection manager reconnects.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while start_flow(&app, "quickbooks").await.status() != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "Redis never came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Redis never came back"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     connect(&app, "quickbooks").await;
@@ -491,12 +649,20 @@ async fn the_background_refresher_renews_tokens_in_its_window() {
     fake.set(|b| b.exchange_expires_in = 120);
     connect(&app, "hubspot").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while fake.refreshes("hubspot") == 0 || app.audit_count("token_refreshed", Some(true)).await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the refresher never ran");
+    while fake.refreshes("hubspot") == 0
+        || app.audit_count("token_refreshed", Some(true)).await == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refresher never ran"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (id, access, _, _, _) = token_row(&app, "hubspot").await.expect("row");
-    assert_eq!(open(&app, id, "access_token", &access), fake.last_access("hubspot"));
+    assert_eq!(
+        open(&app, id, "access_token", &access),
+        fake.last_access("hubspot")
+    );
     assert_eq!(fake.refreshes("hubspot"), 1, "a fresh token is left alone");
 }
 
@@ -515,11 +681,20 @@ async fn roles_are_enforced_on_oauth_routes() {
     problem(r, 403).await;
     let r = get_token(&app.client, &app.address, &viewer, "stripe").await;
     problem(r, 403).await;
-    let r = app.client.post(app.url("/api/config/stripe/token?environment=sandbox")).send().await.expect("no auth");
+    let r = app
+        .client
+        .post(app.url("/api/config/stripe/token?environment=sandbox"))
+        .send()
+        .await
+        .expect("no auth");
     problem(r, 401).await;
-    let r = app.get("/api/config/xero/connection?environment=sandbox").await;
+    let r = app
+        .get("/api/config/xero/connection?environment=sandbox")
+        .await;
     problem(r, 404).await;
-    let r = app.get("/api/config/stripe/connection?environment=staging").await;
+    let r = app
+        .get("/api/config/stripe/connection?environment=staging")
+        .await;
     problem(r, 422).await;
 }
 
@@ -527,7 +702,12 @@ async fn roles_are_enforced_on_oauth_routes() {
 async fn the_openapi_spec_lists_the_oauth_routes() {
     let fake = FakeProvider::start().await;
     let app = spawn(&fake, |_| {}).await;
-    let spec: Value = app.get("/api/openapi.json").await.json().await.expect("json");
+    let spec: Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
     for path in [
         "/api/config/{provider}/oauth/authorize",
         "/api/config/{provider}/callback",

@@ -54,7 +54,10 @@ async fn no_token_or_client_secret_reaches_logs_audit_rows_or_error_bodies() {
     let app = TestApp::attach(format!("http://127.0.0.1:{port}"), vars, db);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !matches!(app.client.get(app.url("/health")).send().await, Ok(r) if r.status() == 200) {
-        assert!(tokio::time::Instant::now() < deadline, "the binary never became healthy");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the binary never became healthy"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -65,11 +68,21 @@ async fn no_token_or_client_secret_reaches_logs_audit_rows_or_error_bodies() {
     }
     let service = app.token("service").await;
     for provider in ["quickbooks", "hubspot", "stripe"] {
-        assert_eq!(get_token(&app.client, &app.address, &service, provider).await.status(), 200);
+        assert_eq!(
+            get_token(&app.client, &app.address, &service, provider)
+                .await
+                .status(),
+            200
+        );
     }
     // A refresh with rotation, then invalid_grant.
     expire_in(&app, "quickbooks", 30).await;
-    assert_eq!(get_token(&app.client, &app.address, &service, "quickbooks").await.status(), 200);
+    assert_eq!(
+        get_token(&app.client, &app.address, &service, "quickbooks")
+            .await
+            .status(),
+        200
+    );
     fake.set(|b| b.invalid_grant = true);
     expire_in(&app, "quickbooks", 30).await;
     let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
@@ -85,29 +98,46 @@ async fn no_token_or_client_secret_reaches_logs_audit_rows_or_error_bodies() {
     assert_eq!(r.status(), 503);
     error_bodies.push(r.text().await.expect("body"));
     // Disconnect with revocation.
-    let r = app.delete("/api/config/stripe/connection?environment=sandbox").await;
+    let r = app
+        .delete("/api/config/stripe/connection?environment=sandbox")
+        .await;
     assert_eq!(r.status(), 200);
 
     drop(running);
-    let logs = std::fs::read_to_string(&out_path).expect("stdout") + &std::fs::read_to_string(&err_path).expect("stderr");
-    assert!(logs.contains("OAuth token refreshed"), "trace logs were captured");
+    let logs = std::fs::read_to_string(&out_path).expect("stdout")
+        + &std::fs::read_to_string(&err_path).expect("stderr");
+    assert!(
+        logs.contains("OAuth token refreshed"),
+        "trace logs were captured"
+    );
     assert!(logs.lines().count() > 50, "trace logging is on");
 
-    let audit: Vec<String> = sqlx::query_scalar("SELECT row_to_json(a)::text FROM configuration_audit_logs a")
-        .fetch_all(&app.db.pool)
-        .await
-        .expect("audit rows");
+    let audit: Vec<String> =
+        sqlx::query_scalar("SELECT row_to_json(a)::text FROM configuration_audit_logs a")
+            .fetch_all(&app.db.pool)
+            .await
+            .expect("audit rows");
     assert!(audit.iter().any(|row| row.contains("token_refreshed")));
 
     let mut canaries: Vec<String> = fake.fake().issued.clone();
-    assert!(canaries.len() >= 7, "tokens were issued: {}", canaries.len());
+    assert!(
+        canaries.len() >= 7,
+        "tokens were issued: {}",
+        canaries.len()
+    );
     canaries.extend([QB_SECRET, HS_SECRET, STRIPE_SECRET].map(str::to_owned));
     canaries.push(app.admin_token.clone());
     canaries.push(service.clone());
     for canary in &canaries {
         assert!(!logs.contains(canary.as_str()), "a secret reached the log");
-        assert!(!audit.iter().any(|row| row.contains(canary.as_str())), "a secret reached an audit row");
-        assert!(!error_bodies.iter().any(|b| b.contains(canary.as_str())), "a secret reached an error body");
+        assert!(
+            !audit.iter().any(|row| row.contains(canary.as_str())),
+            "a secret reached an audit row"
+        );
+        assert!(
+            !error_bodies.iter().any(|b| b.contains(canary.as_str())),
+            "a secret reached an error body"
+        );
     }
     for body in &error_bodies {
         let problem: Value = serde_json::from_str(body).expect("problem json");

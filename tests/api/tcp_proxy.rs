@@ -17,9 +17,15 @@ pub struct TcpProxy {
 
 impl TcpProxy {
     pub async fn start(upstream: &str) -> Arc<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let addr = listener.local_addr().expect("proxy address");
-        let proxy = Arc::new(Self { addr, upstream: upstream.to_owned(), live: Mutex::new(CancellationToken::new()) });
+        let proxy = Arc::new(Self {
+            addr,
+            upstream: upstream.to_owned(),
+            live: Mutex::new(CancellationToken::new()),
+        });
         let token = proxy.live.lock().await.clone();
         tokio::spawn(serve(listener, proxy.upstream.clone(), token));
         proxy
@@ -38,7 +44,9 @@ impl TcpProxy {
     /// Listens again on the same port.
     pub async fn restore(&self) {
         let mut live = self.live.lock().await;
-        let listener = TcpListener::bind(self.addr).await.expect("rebind the proxy port");
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .expect("rebind the proxy port");
         *live = CancellationToken::new();
         tokio::spawn(serve(listener, self.upstream.clone(), live.clone()));
     }
@@ -50,11 +58,15 @@ async fn serve(listener: TcpListener, upstream: String, live: CancellationToken)
             _ = live.cancelled() => return, // the listener drops here: connections are refused
             accepted = listener.accept() => accepted,
         };
-        let Ok((mut inbound, _)) = accepted else { continue };
+        let Ok((mut inbound, _)) = accepted else {
+            continue;
+        };
         let upstream = upstream.clone();
         let live = live.clone();
         tokio::spawn(async move {
-            let Ok(mut outbound) = TcpStream::connect(&upstream).await else { return };
+            let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
+                return;
+            };
             tokio::select! {
                 _ = live.cancelled() => {}
                 _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}

@@ -175,6 +175,25 @@ async fn refresh_locked(
 ) -> Result<TokenRow, ApiError> {
     let (provider, environment) = parse_names(seen)?;
     let resource = vault::resource(provider, environment);
+    // Read before the row lock: a waiter holding a pooled connection on the lock must never
+    // starve the holder of the second connection it would need.
+    let (config, secrets) =
+        integrations::open_secrets(&state.db, &state.keyring, provider, environment)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Conflict(format!("{provider} {environment} is no longer configured"))
+            })?;
+    let client = provider::app_client(
+        provider,
+        state.settings.oauth.endpoints(provider),
+        &config.settings.0,
+        &secrets,
+    )
+    .ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "{provider} {environment} has no OAuth app configured"
+        ))
+    })?;
     let mut tx = state.db.begin().await?;
     let row = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str())
         .await?
@@ -195,23 +214,6 @@ async fn refresh_locked(
             )))
         };
     };
-    let (config, secrets) =
-        integrations::open_secrets(&state.db, &state.keyring, provider, environment)
-            .await?
-            .ok_or_else(|| {
-                ApiError::Conflict(format!("{provider} {environment} is no longer configured"))
-            })?;
-    let client = provider::app_client(
-        provider,
-        state.settings.oauth.endpoints(provider),
-        &config.settings.0,
-        &secrets,
-    )
-    .ok_or_else(|| {
-        ApiError::Conflict(format!(
-            "{provider} {environment} has no OAuth app configured"
-        ))
-    })?;
 
     let outcome = client
         .refresh(

@@ -7,6 +7,7 @@ pub mod lock;
 pub mod provider;
 pub mod refresh;
 pub mod refresher;
+mod revoke;
 pub mod settings;
 pub mod state;
 pub mod vault;

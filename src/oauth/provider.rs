@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::settings::Endpoints;
 use crate::domain::Provider;
-use crate::providers::{self, ClientAuth, OAuthQuirks, RevokeStyle};
+use crate::providers::{self, ClientAuth, OAuthQuirks};
 
 /// The OAuth app of one provider × environment: from its integration config.
 pub struct AppClient {
@@ -87,6 +87,9 @@ pub struct ProviderFields {
     /// HubSpot: the portal the app was installed into.
     #[serde(default, alias = "hubId")]
     hub_id: Option<Value>,
+    /// HubSpot: granted scopes as a list rather than a space-separated `scope`.
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
 impl ExtraTokenFields for ProviderFields {}
@@ -190,63 +193,6 @@ impl AppClient {
             .request_async(&send)
             .await;
         classify(result, &status).map(to_token_set)
-    }
-
-    /// Revokes the connection at the provider: the refresh token (Intuit, HubSpot) or the
-    /// connected account's authorization (Stripe).
-    pub async fn revoke(
-        &self,
-        http: &reqwest::Client,
-        timeout: Duration,
-        refresh_token: Option<&SecretString>,
-        access_token: &SecretString,
-        stripe_user_id: Option<&str>,
-    ) -> Result<(), ProviderError> {
-        let url = self.endpoints.revoke.clone();
-        let secret = self.client_secret.expose_secret();
-        let token = refresh_token.unwrap_or(access_token).expose_secret();
-        let request = match self.quirks.revoke {
-            RevokeStyle::IntuitJson => http
-                .post(url)
-                .basic_auth(&self.client_id, Some(secret))
-                .header(reqwest::header::ACCEPT, "application/json")
-                .json(&serde_json::json!({ "token": token })),
-            RevokeStyle::HubspotForm => http.post(url).form(&[
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", secret),
-                ("token", token),
-                (
-                    "token_type_hint",
-                    if refresh_token.is_some() {
-                        "refresh_token"
-                    } else {
-                        "access_token"
-                    },
-                ),
-            ]),
-            RevokeStyle::StripeDeauthorize => http.post(url).bearer_auth(secret).form(&[
-                ("client_id", self.client_id.as_str()),
-                ("stripe_user_id", stripe_user_id.unwrap_or_default()),
-            ]),
-        };
-        let response = request
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable(transport(&e)))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        Err(if status.is_server_error() {
-            ProviderError::Unavailable(format!("HTTP {}", status.as_u16()))
-        } else {
-            ProviderError::Rejected {
-                status: status.as_u16(),
-                code: error_code(&body),
-            }
-        })
     }
 }
 
@@ -355,7 +301,7 @@ fn classify(
 }
 
 /// A short error code from an error body, without any value from it beyond known names.
-fn error_code(body: &Value) -> String {
+pub(super) fn error_code(body: &Value) -> String {
     let pick = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
     pick("error")
         .or_else(|| pick("status"))
@@ -370,7 +316,7 @@ fn error_code(body: &Value) -> String {
 }
 
 /// Transport failures, without the URL's query (which never holds secrets here anyway).
-fn transport(e: &reqwest::Error) -> String {
+pub(super) fn transport(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
@@ -395,7 +341,8 @@ fn to_token_set(r: Response) -> TokenSet {
         refresh_expires_in: extra.x_refresh_token_expires_in,
         scope: r
             .scopes()
-            .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+            .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))
+            .or_else(|| extra.scopes.as_ref().map(|s| s.join(" "))),
         hub_id: extra.hub_id.as_ref().and_then(|v| match v {
             Value::Number(n) => Some(n.to_string()),
             Value::String(s) => Some(s.clone()),

@@ -38,6 +38,8 @@ pub struct Behaviour {
     pub refresh_expires_in: u64,
     /// The consent screen answers `error=access_denied`.
     pub deny: bool,
+    /// Revoke/deauthorize answers 503.
+    pub revoke_fail: bool,
 }
 
 impl Default for Behaviour {
@@ -50,6 +52,7 @@ impl Default for Behaviour {
             exchange_expires_in: 3600,
             refresh_expires_in: 3600,
             deny: false,
+            revoke_fail: false,
         }
     }
 }
@@ -358,8 +361,11 @@ async fn token(
         }
         "hubspot" => {
             body["expires_in"] = json!(expires_in);
+            // The dated endpoints list scopes as an array and name the portal and user.
             body["hub_id"] = json!(HUB_ID);
-            body["scope"] = json!("crm.objects.contacts.read oauth");
+            body["user_id"] = json!(7_654_321);
+            body["token_use"] = json!("access_token");
+            body["scopes"] = json!(["crm.objects.contacts.read", "oauth"]);
         }
         _ => {
             body["stripe_user_id"] = json!(STRIPE_USER_ID);
@@ -378,12 +384,14 @@ async fn revoke(
     body: axum::body::Bytes,
 ) -> Response {
     let form: HashMap<String, String> = serde_urlencoded_pairs(&body);
-    *state
-        .lock()
-        .expect("fake")
-        .revoke_calls
-        .entry(provider.clone())
-        .or_default() += 1;
+    let fail = {
+        let mut fake = state.lock().expect("fake");
+        *fake.revoke_calls.entry(provider.clone()).or_default() += 1;
+        fake.behaviour.revoke_fail
+    };
+    if fail {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+    }
     let token = match provider.as_str() {
         "quickbooks" => {
             let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

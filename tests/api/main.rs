@@ -5,4 +5,5 @@ mod helpers;
 mod integrations;
 mod oauth;
 mod oauth_canary;
+mod oauth_refresh;
 mod tcp_proxy;

@@ -239,7 +239,10 @@ async fn full_flow(provider: &str) {
     let view: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(view["status"], "connected");
     if provider == "hubspot" {
-        assert_eq!(view["scopes"], json!(["crm.objects.contacts.read", "oauth"]));
+        assert_eq!(
+            view["scopes"],
+            json!(["crm.objects.contacts.read", "oauth"])
+        );
         assert_eq!(view["hub_id"], HUB_ID.to_string());
     }
     if provider == "quickbooks" {

@@ -83,7 +83,7 @@ fn ensure_connected(
     if row.status == "connected" {
         return Ok(());
     }
-    Err(ApiError::Conflict(format!(
+    Err(ApiError::NeedsReauth(format!(
         "{provider} {environment} is {}: the provider no longer accepts its tokens; connect it again",
         row.status
     )))
@@ -209,7 +209,7 @@ async fn refresh_locked(
         return if still_valid(&row) {
             Ok(row)
         } else {
-            Err(ApiError::Conflict(format!(
+            Err(ApiError::NeedsReauth(format!(
                 "{provider} {environment} has no refresh token; connect it again"
             )))
         };
@@ -275,7 +275,7 @@ async fn refresh_locked(
             .await?;
             tx.commit().await?;
             tracing::warn!(%provider, %environment, "refresh token rejected (invalid_grant); the connection needs reauthorization");
-            Err(ApiError::Conflict(format!(
+            Err(ApiError::NeedsReauth(format!(
                 "{provider} {environment} is needs_reauth: the provider no longer accepts its refresh token; connect it again"
             )))
         }

@@ -5,5 +5,6 @@ mod helpers;
 mod integrations;
 mod oauth;
 mod oauth_canary;
+mod oauth_lock;
 mod oauth_refresh;
 mod tcp_proxy;

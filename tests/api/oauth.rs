@@ -320,7 +320,9 @@ async fn a_replayed_or_tampered_state_is_refused() {
         .into_owned()
         .map(|(k, v)| {
             if k == "state" {
-                (k, format!("{}A", &v[..v.len() - 1]))
+                // Flip the last character to a different one, whatever it was.
+                let last = if v.ends_with('A') { 'B' } else { 'A' };
+                (k, format!("{}{last}", &v[..v.len() - 1]))
             } else {
                 (k, v)
             }

@@ -101,6 +101,7 @@ async fn invalid_grant_marks_needs_reauth_once_without_a_retry_storm() {
     for _ in 0..5 {
         let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
         let p = problem(r, 409).await;
+        assert_eq!(p["code"], "needs_reauth");
         assert!(
             p["detail"]
                 .as_str()

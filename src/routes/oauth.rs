@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -36,6 +37,13 @@ pub fn router() -> Router<AppState> {
 
 fn provider(name: &str) -> Result<Provider, ApiError> {
     name.parse().map_err(ApiError::NotFound)
+}
+
+/// A query string that does not parse is a 400 problem like every other error.
+fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|_| ApiError::BadRequest("the query string could not be read".into()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,9 +109,10 @@ async fn callback(
     State(state): State<AppState>,
     meta: RequestMeta,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let provider = provider(&name)?;
+    let query = query_of(query)?;
     let mut response = match flow::callback(&state, meta, provider, &query).await {
         CallbackOutcome::Redirect(url) => {
             let location = HeaderValue::from_str(url.as_str()).map_err(|_| {
@@ -149,10 +158,10 @@ async fn connection(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    Query(query): Query<EnvironmentQuery>,
+    query: Result<Query<EnvironmentQuery>, QueryRejection>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     let provider = provider(&name)?;
-    let environment = query.parse()?;
+    let environment = query_of(query)?.parse()?;
     attempt(
         &state.db,
         &caller,
@@ -177,10 +186,10 @@ async fn disconnect(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    Query(query): Query<EnvironmentQuery>,
+    query: Result<Query<EnvironmentQuery>, QueryRejection>,
 ) -> Result<Json<Disconnected>, ApiError> {
     let provider = provider(&name)?;
-    let environment = query.parse()?;
+    let environment = query_of(query)?.parse()?;
     attempt(
         &state.db,
         &caller,
@@ -207,10 +216,10 @@ async fn token(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    Query(query): Query<EnvironmentQuery>,
+    query: Result<Query<EnvironmentQuery>, QueryRejection>,
 ) -> Result<Json<TokenGrant>, ApiError> {
     let provider = provider(&name)?;
-    let environment = query.parse()?;
+    let environment = query_of(query)?.parse()?;
     attempt(
         &state.db,
         &caller,

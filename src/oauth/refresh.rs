@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::lock::Lock;
 use super::provider::{self, ProviderError};
@@ -99,7 +100,25 @@ fn still_valid(row: &TokenRow) -> bool {
 }
 
 /// Refreshes `seen` unless someone else already did; returns the row to hand out.
+///
+/// Runs detached: once a provider call starts, its outcome is committed even if the caller
+/// goes away (client disconnect, request timeout), so a rotated refresh token is never dropped
+/// between the provider and the database.
 pub async fn refresh(
+    state: &AppState,
+    caller: &Caller,
+    seen: TokenRow,
+    margin: Duration,
+    trigger: Trigger,
+) -> Result<TokenRow, ApiError> {
+    let (state, caller) = (state.clone(), caller.clone());
+    let task = async move { refresh_guarded(&state, &caller, seen, margin, trigger).await };
+    tokio::spawn(task.instrument(tracing::Span::current()))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the token refresh task failed: {e}")))?
+}
+
+async fn refresh_guarded(
     state: &AppState,
     caller: &Caller,
     seen: TokenRow,

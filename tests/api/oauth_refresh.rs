@@ -255,3 +255,49 @@ async fn without_redis_the_row_lock_alone_keeps_refreshes_to_one() {
     }
     assert_eq!(fake.refreshes("quickbooks"), 1);
 }
+
+#[tokio::test]
+async fn a_refresh_whose_request_times_out_still_commits_the_rotated_token() {
+    let fake = FakeProvider::start().await;
+    let app = spawn(&fake, |vars| {
+        vars.insert("REQUEST_TIMEOUT_SECS".into(), "1".into());
+    })
+    .await;
+    configure(&app, &app.address, "quickbooks").await;
+    connect(&app, "quickbooks").await;
+    let (_, _, _, _, version) = token_row(&app, "quickbooks").await.expect("row");
+    // The provider answers after the request's own deadline has dropped the handler.
+    fake.set(|b| b.refresh_delay = Duration::from_millis(1500));
+    expire_in(&app, "quickbooks", 30).await;
+    let service = app.token("service").await;
+    let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
+    problem(r, 503).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, _, _, now) = token_row(&app, "quickbooks").await.expect("row");
+        if now > version {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refresh was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (id, _, refresh, status, _) = token_row(&app, "quickbooks").await.expect("row");
+    assert_eq!(status, "connected");
+    assert_eq!(
+        open(&app, id, "refresh_token", &refresh.expect("refresh")),
+        fake.last_refresh("quickbooks")
+    );
+    fake.set(|b| b.refresh_delay = Duration::ZERO);
+    let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
+    assert_eq!(r.status(), 200);
+    let grant: Value = r.json().await.expect("json");
+    assert_eq!(
+        grant["access_token"],
+        fake.last_access("quickbooks").as_str()
+    );
+    assert_eq!(fake.refreshes("quickbooks"), 1);
+}

@@ -7,4 +7,5 @@ mod oauth;
 mod oauth_canary;
 mod oauth_lock;
 mod oauth_refresh;
+mod oauth_support;
 mod tcp_proxy;

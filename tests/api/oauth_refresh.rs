@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::fake_oauth::{FakeProvider, QB_SECRET};
 use crate::helpers::problem;
-use crate::oauth::{configure, connect, expire_in, get_token, open, spawn, token_row};
+use crate::oauth_support::{configure, connect, expire_in, get_token, open, spawn, token_row};
 use crate::tcp_proxy::TcpProxy;
 
 #[tokio::test]

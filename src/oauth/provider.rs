@@ -351,3 +351,63 @@ fn to_token_set(r: Response) -> TokenSet {
         stripe_user_id: extra.stripe_user_id.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(body: Value) -> TokenSet {
+        to_token_set(serde_json::from_value::<Response>(body).expect("a token response"))
+    }
+
+    #[test]
+    fn each_providers_token_response_is_read() {
+        let qb = parse(
+            json!({"access_token": "a", "refresh_token": "r", "token_type": "bearer",
+                              "expires_in": 3600, "x_refresh_token_expires_in": 8726400}),
+        );
+        assert_eq!(
+            (qb.expires_in, qb.refresh_expires_in),
+            (Some(3600), Some(8_726_400))
+        );
+        let hs = parse(
+            json!({"access_token": "a", "refresh_token": "r", "token_type": "bearer",
+                              "expires_in": 1800, "hub_id": 24681357, "token_use": "access_token",
+                              "scopes": ["crm.objects.contacts.read", "oauth"]}),
+        );
+        assert_eq!(hs.hub_id.as_deref(), Some("24681357"));
+        assert_eq!(hs.scope.as_deref(), Some("crm.objects.contacts.read oauth"));
+        let stripe = parse(
+            json!({"access_token": "a", "refresh_token": "r", "token_type": "bearer",
+                                  "stripe_user_id": "acct_1", "scope": "read_write", "livemode": false}),
+        );
+        assert_eq!(stripe.stripe_user_id.as_deref(), Some("acct_1"));
+        assert_eq!(
+            stripe.expires_in, None,
+            "Stripe access tokens do not expire"
+        );
+        let no_rotation =
+            parse(json!({"access_token": "a", "token_type": "Bearer", "expires_in": 60}));
+        assert!(no_rotation.refresh_token.is_none());
+        assert_eq!(no_rotation.token_type, "bearer");
+    }
+
+    #[test]
+    fn error_codes_come_from_known_fields_only() {
+        assert_eq!(
+            error_code(&json!({"error": "invalid_grant", "error_description": "x"})),
+            "invalid_grant"
+        );
+        assert_eq!(
+            error_code(&json!({"status": "BAD_REFRESH_TOKEN", "message": "secret-ish"})),
+            "BAD_REFRESH_TOKEN"
+        );
+        assert_eq!(
+            error_code(&json!({"error": "<script>alert(1)</script>"})),
+            "scriptalert1script"
+        );
+        assert_eq!(error_code(&json!("not an object")), "unknown_error");
+    }
+}

@@ -391,3 +391,16 @@ async fn a_failed_revocation_is_reported_and_the_tokens_are_still_removed() {
     .expect("audit row");
     assert_eq!(details["revoke_error"], "provider_unavailable");
 }
+
+#[tokio::test]
+async fn a_quickbooks_callback_without_a_numeric_realm_id_is_refused() {
+    let fake = FakeProvider::start().await;
+    let app = spawn(&fake, |_| {}).await;
+    configure(&app, &app.address, "quickbooks").await;
+    let url = consent(&app, "quickbooks").await;
+    let forged = url.replace("realmId=", "realmId=12ab");
+    let outcome = callback(&app, &forged).await;
+    assert_eq!(outcome["reason"], "invalid_realm_id");
+    assert_eq!(fake.exchanges("quickbooks"), 0);
+    assert!(token_row(&app, "quickbooks").await.is_none());
+}

@@ -174,7 +174,10 @@ pub async fn callback(
             let details = json!({ "reason": reason });
             let record = audit::row(&caller, "oauth_connected", &resource, false, details);
             if let Err(e) = write_audit(state, &record).await {
-                tracing::error!(error = %e, "could not audit a failed OAuth callback");
+                tracing::error!(
+                    error.code = e.code(),
+                    "could not audit a failed OAuth callback"
+                );
             }
             Some(reason)
         }
@@ -191,11 +194,9 @@ pub async fn callback(
 async fn write_audit(
     state: &AppState,
     record: &crate::store::audit::NewAuditRow,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), ApiError> {
     let mut conn = state.db.acquire().await?;
-    crate::store::audit::insert(&mut conn, record)
-        .await
-        .map(|_| ())
+    audit::write(&mut conn, record).await
 }
 
 /// A callback whose flow is unknown: back to the first allowed origin, never to anything

@@ -23,7 +23,7 @@ use crate::json::BodyLimit;
 use crate::middleware::{self, ClientKey};
 use crate::redis_store::Redis;
 use crate::routes;
-use crate::{auth, keyring_check, monitor, store};
+use crate::{auth, keyring_check, monitor, oauth, store};
 
 /// Shared by every handler through `State`.
 #[derive(Clone, FromRef)]
@@ -33,7 +33,8 @@ pub struct AppState {
     pub keyring: KeyRing,
     pub settings: Arc<Settings>,
     pub admin_token_hash: Option<Arc<Vec<u8>>>,
-    /// Client for provider calls; each call sets its own deadline.
+    /// Outbound HTTP to the providers: rustls, no redirects followed, bounded by a timeout
+    /// (validation calls set their own, `CONFIG_VALIDATION_TIMEOUT`).
     pub http: reqwest::Client,
     pub breakers: Arc<Breakers>,
     pub monitor_last: Arc<tokio::sync::Mutex<Option<crate::monitor::MonitorRound>>>,
@@ -74,9 +75,12 @@ impl Application {
             admin_token_hash: auth::admin_token_hash(settings.admin_api_token.as_ref())
                 .map(Arc::new),
             http: reqwest::Client::builder()
-                .user_agent(concat!("hsq-config/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(settings.oauth.provider_timeout)
                 .connect_timeout(Duration::from_secs(10))
-                .build()?,
+                .user_agent(concat!("hsq-config/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
             monitor_last: Arc::new(tokio::sync::Mutex::new(None)),
             settings: Arc::new(settings),
         };
@@ -121,6 +125,9 @@ impl Application {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, "hsq-config listening");
         let background = self.background.clone();
+        if self.state.settings.oauth.refresher_enabled {
+            oauth::refresher::spawn(self.state.clone(), background.clone());
+        }
         axum::serve(
             self.listener,
             self.router
@@ -176,6 +183,7 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
         .merge(routes::audit::router())
         .merge(routes::status::router())
         .merge(routes::backup::router())
+        .merge(routes::oauth::router())
         .layer(GovernorLayer::new(governor).error_handler(middleware::rate_limit_response));
 
     let cors = CorsLayer::new()

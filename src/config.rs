@@ -65,6 +65,8 @@ pub struct Settings {
     pub backup: BackupSettings,
     /// Audit rows older than this many days are deleted by the daily retention job.
     pub audit_log_retention_days: u32,
+    /// OAuth endpoints, redirect URIs, return origins, state TTL and refresh timing.
+    pub oauth: crate::oauth::settings::OAuthSettings,
 }
 
 /// Provider API base URLs; the defaults are the real hosts, overridden for sandboxes and tests.
@@ -177,6 +179,7 @@ impl std::fmt::Debug for Settings {
             .field("backup_retain", &self.backup.retain)
             .field("backup_dir", &self.backup.dir)
             .field("audit_log_retention_days", &self.audit_log_retention_days)
+            .field("oauth", &self.oauth)
             .finish_non_exhaustive()
     }
 }
@@ -532,6 +535,7 @@ impl Settings {
                 }
                 days as u32
             },
+            oauth: crate::oauth::settings::OAuthSettings::from_source(src)?,
         })
     }
 }
@@ -573,6 +577,9 @@ mod tests {
             ("STRIPE_API_BASE_URL", "api.stripe.com"),
             ("CIRCUIT_BREAKER_ENABLED", "maybe"),
             ("HEALTH_CHECK_INTERVAL", "0"),
+            ("OAUTH_STATE_TTL", "0"),
+            ("OAUTH_RETURN_ALLOWED_ORIGINS", "not-an-origin"),
+            ("HUBSPOT_OAUTH_TOKEN_URL", "not-a-url"),
         ] {
             let mut vars = base();
             vars.insert(name.into(), value.into());

@@ -23,6 +23,7 @@ pub mod mask;
 pub mod metrics;
 pub mod middleware;
 pub mod monitor;
+pub mod oauth;
 pub mod operator;
 pub mod providers;
 pub mod redis_store;

@@ -1,8 +1,8 @@
 //! HubSpot: OAuth app credentials and a private app token.
 
 use super::{
-    FieldCheck, FieldSpec, ProviderSpec, ValidationCall, ValidationInput, digits, non_empty_text,
-    prefixed, scopes, secret_text,
+    ClientAuth, FieldCheck, FieldSpec, OAuthQuirks, ProviderSpec, RevokeStyle, ValidationCall,
+    ValidationInput, digits, non_empty_text, prefixed, scopes, secret_text,
 };
 use crate::domain::Environment;
 
@@ -53,6 +53,20 @@ impl ProviderSpec for Hubspot {
                 .map_err(|e| e.to_string())?,
             bearer: bearer.clone(),
         })
+    }
+
+    /// HubSpot's dated 2026-03 endpoints take every parameter in the form body; access
+    /// tokens last 30 minutes, so `expires_in` is always honoured.
+    fn oauth(&self) -> OAuthQuirks {
+        OAuthQuirks {
+            client_id_setting: "client_id",
+            client_secret_field: "client_secret",
+            client_auth: ClientAuth::FormBody,
+            default_scopes: "oauth",
+            redirect_uri_in_token_request: true,
+            callback_account_param: None,
+            revoke: RevokeStyle::HubspotForm,
+        }
     }
 }
 

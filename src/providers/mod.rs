@@ -56,6 +56,72 @@ pub trait ProviderSpec: Sync {
     fn default_settings(&self) -> Vec<(&'static str, Value)> {
         Vec::new()
     }
+
+    /// How this provider speaks OAuth: where its app credentials live and its quirks.
+    fn oauth(&self) -> OAuthQuirks;
+}
+
+/// How the OAuth client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `Authorization: Basic base64(client_id:client_secret)` (Intuit).
+    Basic,
+    /// `client_id` and `client_secret` in the form body (HubSpot 2026-03, Stripe).
+    FormBody,
+}
+
+/// How a connection is revoked at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeStyle {
+    /// Intuit: JSON `{"token": <refresh token>}` with Basic client authentication.
+    IntuitJson,
+    /// HubSpot 2026-03: form `client_id, client_secret, token, token_type_hint`.
+    HubspotForm,
+    /// Stripe Connect: `client_id` and `stripe_user_id`, authenticated with the secret key.
+    StripeDeauthorize,
+}
+
+/// A provider's OAuth specifics; endpoint URLs come from settings (see `oauth::settings`).
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthQuirks {
+    /// The setting that holds the OAuth client id.
+    pub client_id_setting: &'static str,
+    /// The secret that authenticates the OAuth client.
+    pub client_secret_field: &'static str,
+    pub client_auth: ClientAuth,
+    /// Scopes requested when the config names none.
+    pub default_scopes: &'static str,
+    /// Whether the token request carries `redirect_uri` (Stripe's does not take one).
+    pub redirect_uri_in_token_request: bool,
+    /// The callback query parameter naming the connected account, if any (`realmId`).
+    pub callback_account_param: Option<&'static str>,
+    pub revoke: RevokeStyle,
+}
+
+/// The OAuth specifics of `provider`.
+pub fn oauth(provider: Provider) -> OAuthQuirks {
+    spec(provider).oauth()
+}
+
+/// The scopes to request: the config's `scopes` setting (string or list), else the default.
+pub fn oauth_scopes(provider: Provider, settings: &Map<String, Value>) -> Vec<String> {
+    let from_settings: Vec<String> = match settings.get("scopes") {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if from_settings.is_empty() {
+        oauth(provider)
+            .default_scopes
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        from_settings
+    }
 }
 
 pub fn spec(provider: Provider) -> &'static dyn ProviderSpec {

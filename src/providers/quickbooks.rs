@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::{
-    FieldCheck, FieldSpec, ProviderSpec, ValidationCall, ValidationInput, digits, non_empty_text,
-    scopes, secret_text,
+    ClientAuth, FieldCheck, FieldSpec, OAuthQuirks, ProviderSpec, RevokeStyle, ValidationCall,
+    ValidationInput, digits, non_empty_text, scopes, secret_text,
 };
 use crate::domain::Environment;
 
@@ -81,5 +81,20 @@ impl ProviderSpec for Quickbooks {
             url,
             bearer: token.clone(),
         })
+    }
+
+    /// Intuit authenticates the client with HTTP Basic, sends the company as `realmId` on
+    /// the callback, rolls refresh tokens and reports their hard expiry in
+    /// `x_refresh_token_expires_in`.
+    fn oauth(&self) -> OAuthQuirks {
+        OAuthQuirks {
+            client_id_setting: "client_id",
+            client_secret_field: "client_secret",
+            client_auth: ClientAuth::Basic,
+            default_scopes: DEFAULT_SCOPE,
+            redirect_uri_in_token_request: true,
+            callback_account_param: Some("realmId"),
+            revoke: RevokeStyle::IntuitJson,
+        }
     }
 }

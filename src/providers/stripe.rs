@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 use super::{
-    FieldCheck, FieldSpec, ProviderSpec, ValidationCall, ValidationInput, non_empty_text, prefixed,
+    ClientAuth, FieldCheck, FieldSpec, OAuthQuirks, ProviderSpec, RevokeStyle, ValidationCall,
+    ValidationInput, non_empty_text, prefixed,
 };
 use crate::domain::Environment;
 
@@ -53,6 +54,20 @@ impl ProviderSpec for Stripe {
                 .map_err(|e| e.to_string())?,
             bearer: key.clone(),
         })
+    }
+
+    /// Stripe Connect: the platform's `connect_client_id` and secret key are the OAuth client;
+    /// the token request takes no `redirect_uri`, and access tokens do not expire.
+    fn oauth(&self) -> OAuthQuirks {
+        OAuthQuirks {
+            client_id_setting: "connect_client_id",
+            client_secret_field: "secret_key",
+            client_auth: ClientAuth::FormBody,
+            default_scopes: "read_write",
+            redirect_uri_in_token_request: false,
+            callback_account_param: None,
+            revoke: RevokeStyle::StripeDeauthorize,
+        }
     }
 }
 

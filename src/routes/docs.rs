@@ -28,6 +28,8 @@ use crate::app::AppState;
         super::api_tokens::list, super::api_tokens::create, super::api_tokens::revoke,
         super::audit::list,
         super::backup::create, super::backup::restore_backup,
+        super::oauth::authorize, super::oauth::callback, super::oauth::connection,
+        super::oauth::disconnect, super::oauth::token,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
@@ -37,6 +39,7 @@ use crate::app::AppState;
         (name = "api-tokens", description = "Bearer tokens and roles"),
         (name = "audit", description = "Who changed or read what"),
         (name = "backup", description = "Backups and verified restores"),
+        (name = "oauth", description = "OAuth connections: browser flow, tokens, disconnect"),
         (name = "health", description = "Liveness, readiness and status"),
     )
 )]

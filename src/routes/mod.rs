@@ -7,6 +7,7 @@ pub mod docs;
 pub mod health;
 pub mod integrations;
 pub mod metrics;
+pub mod oauth;
 pub mod status;
 pub mod webhooks;
 

@@ -68,12 +68,7 @@ async fn status(
         &resource,
         async {
             let rows = store::integrations::list(&state.db).await?;
-        type ConnectionRow = (String, String, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-        let connections: Vec<ConnectionRow> = sqlx::query_as(
-            "SELECT provider, environment, status, expires_at, refresh_expires_at, last_refreshed_at FROM oauth_tokens",
-        )
-        .fetch_all(&state.db)
-        .await?;
+            let tokens = store::oauth_tokens::list(&state.db).await?;
             let mut integrations = Vec::new();
             for provider in Provider::ALL {
                 for environment in Environment::ALL {
@@ -88,21 +83,25 @@ async fn status(
                         version: row.map(|r| r.version),
                         updated_at: row.map(|r| r.updated_at),
                         last_validation: row.and_then(|r| {
-                            r.last_validated_at.map(|at| crate::integrations::LastValidation {
-                                at,
-                                status: r.last_validation_status.clone(),
-                                detail: r.last_validation_detail.clone(),
-                            })
+                            r.last_validated_at
+                                .map(|at| crate::integrations::LastValidation {
+                                    at,
+                                    status: r.last_validation_status.clone(),
+                                    detail: r.last_validation_detail.clone(),
+                                })
                         }),
                         breaker: state.breakers.view(provider, environment).await,
-                        connection: connections
+                        connection: tokens
                             .iter()
-                            .find(|c| c.0 == provider.as_str() && c.1 == environment.as_str())
-                            .map(|c| ConnectionSummary {
-                                status: c.2.clone(),
-                                expires_at: c.3,
-                                refresh_expires_at: c.4,
-                                last_refreshed_at: c.5,
+                            .find(|t| {
+                                t.provider == provider.as_str()
+                                    && t.environment == environment.as_str()
+                            })
+                            .map(|t| ConnectionSummary {
+                                status: t.status.clone(),
+                                expires_at: t.expires_at,
+                                refresh_expires_at: t.refresh_expires_at,
+                                last_refreshed_at: t.last_refreshed_at,
                             }),
                     });
                 }

@@ -6,6 +6,7 @@ pub mod audit_chain;
 pub mod backup;
 pub mod integrations;
 pub mod keyring;
+pub mod oauth_tokens;
 pub mod rotation;
 pub mod webhooks;
 

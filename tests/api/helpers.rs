@@ -134,8 +134,9 @@ pub fn base_vars(db_url: &str) -> HashMap<String, String> {
 
 pub struct TestApp {
     pub address: String,
-    /// The running app's state, for driving background work (monitor rounds) in tests.
-    pub state: AppState,
+    /// The in-process app's state, for driving background work (monitor rounds) in tests;
+    /// None when attached to an app running elsewhere.
+    state: Option<AppState>,
     pub client: reqwest::Client,
     pub vars: HashMap<String, String>,
     pub admin_token: String,
@@ -156,7 +157,7 @@ impl TestApp {
         let (address, stop, state) = start_with_state(&vars).await.expect("the test app starts");
         Self {
             address,
-            state,
+            state: Some(state),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -168,9 +169,32 @@ impl TestApp {
         }
     }
 
+    /// Drives an app that runs elsewhere (e.g. the real binary) with the same helpers.
+    pub fn attach(address: String, vars: HashMap<String, String>, db: TestDb) -> Self {
+        Self {
+            address,
+            state: None,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            admin_token: vars["ADMIN_API_TOKEN"].clone(),
+            vars,
+            db,
+            stop: CancellationToken::new(),
+        }
+    }
+
     /// A second instance sharing this one's database, Redis prefix and key.
     pub async fn sibling(&self) -> (String, CancellationToken) {
         start(&self.vars).await.expect("the sibling app starts")
+    }
+
+    /// The state of an app spawned in this process.
+    pub fn state(&self) -> &AppState {
+        self.state
+            .as_ref()
+            .expect("an in-process app (not attached)")
     }
 
     pub fn prefix(&self) -> &str {

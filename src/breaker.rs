@@ -353,6 +353,21 @@ impl Breakers {
             .set(state.level());
     }
 
+    /// Runs one provider call through the breaker; `None` when the breaker rejected it and no
+    /// call was made. `provider_up` says whether the outcome shows the provider answering.
+    pub async fn call<T>(
+        &self,
+        provider: Provider,
+        environment: Environment,
+        call: impl Future<Output = T>,
+        provider_up: impl FnOnce(&T) -> bool,
+    ) -> Option<T> {
+        let permit = self.admit(provider, environment).await.ok()?;
+        let outcome = call.await;
+        self.record(permit, provider_up(&outcome)).await;
+        Some(outcome)
+    }
+
     /// The current state, for health and status reports.
     pub async fn view(&self, provider: Provider, environment: Environment) -> BreakerView {
         let view = |state, failures, backend| BreakerView {

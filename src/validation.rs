@@ -7,13 +7,11 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::audit::{self, Resource};
 use crate::auth::Caller;
-use crate::crypto::{Aad, KeyRing};
 use crate::domain::{Environment, Provider};
 use crate::error::ApiError;
 use crate::integrations;
@@ -67,7 +65,15 @@ pub async fn validate(
             .ok_or_else(|| {
                 ApiError::not_found(format!("{provider} has no {environment} configuration"))
             })?;
-    let oauth = connection_token(&state.db, &state.keyring, provider, environment).await?;
+    let oauth = match connection_token(state, caller, provider, environment).await {
+        Ok(token) => token,
+        // The provider already refused the refresh token: the credentials do not work.
+        Err(ApiError::NeedsReauth(why)) => {
+            let report = (ValidationStatus::InvalidCredentials, None, why);
+            return record(state, caller, provider, environment, row.id, report).await;
+        }
+        Err(e) => return Err(e),
+    };
     let input = ValidationInput {
         environment,
         settings: &row.settings.0,
@@ -81,7 +87,7 @@ pub async fn validate(
         .validation_call(&input)
         .map_err(|why| ApiError::Conflict(format!("nothing to validate: {why}")))?;
 
-    let (status, latency_ms, detail) = match state.breakers.admit(provider, environment).await {
+    let report = match state.breakers.admit(provider, environment).await {
         Err(_) => (
             ValidationStatus::CircuitOpen,
             None,
@@ -106,11 +112,28 @@ pub async fn validate(
             (status, Some(latency), detail)
         }
     };
+    record(state, caller, provider, environment, row.id, report).await
+}
 
+/// Stores the result on the config row and audits it, in one transaction.
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    provider: Provider,
+    environment: Environment,
+    config_id: uuid::Uuid,
+    (status, latency_ms, detail): (ValidationStatus, Option<u64>, String),
+) -> Result<ValidationReport, ApiError> {
     let checked_at = Utc::now();
     let mut tx = state.db.begin().await?;
-    store::integrations::record_validation(&mut tx, row.id, checked_at, status.as_str(), &detail)
-        .await?;
+    store::integrations::record_validation(
+        &mut tx,
+        config_id,
+        checked_at,
+        status.as_str(),
+        &detail,
+    )
+    .await?;
     audit::write(
         &mut tx,
         &audit::row(
@@ -202,25 +225,17 @@ fn classify(
     }
 }
 
-/// The connected OAuth access token and its external id (realm id or hub id), if any.
-pub async fn connection_token(
-    db: &PgPool,
-    keys: &KeyRing,
+/// The OAuth connection's access token (refreshed first when it expires soon, like any
+/// worker's) and its external id (realm id or hub id); None when not connected.
+async fn connection_token(
+    state: &AppState,
+    caller: &Caller,
     provider: Provider,
     environment: Environment,
 ) -> Result<Option<(SecretString, Option<String>)>, ApiError> {
-    type TokenRow = (uuid::Uuid, Vec<u8>, Option<String>, Option<String>);
-    let row: Option<TokenRow> = sqlx::query_as(
-        "SELECT id, access_token, realm_id, hub_id FROM oauth_tokens
-          WHERE provider = $1 AND environment = $2 AND status = 'connected'",
-    )
-    .bind(provider.as_str())
-    .bind(environment.as_str())
-    .fetch_optional(db)
-    .await?;
-    let Some((id, sealed, realm_id, hub_id)) = row else {
-        return Ok(None);
-    };
-    let token = keys.open_string(&sealed, &Aad::new("oauth_tokens", id, "access_token"))?;
-    Ok(Some((token, realm_id.or(hub_id))))
+    match crate::oauth::refresh::valid_token(state, caller, provider, environment).await {
+        Ok(grant) => Ok(Some((grant.access_token, grant.realm_id.or(grant.hub_id)))),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }

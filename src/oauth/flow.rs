@@ -167,6 +167,9 @@ pub async fn callback(
     } else {
         finish(state, &caller, &flow, query).await
     };
+    crate::metrics::OAUTH_FLOWS
+        .with_label_values(&[provider.as_str(), result.err().unwrap_or("success")])
+        .inc();
     let reason = match result {
         Ok(()) => None,
         Err(reason) => {
@@ -259,9 +262,18 @@ async fn finish(
         .await
         .map_err(|_| "not_configured")?;
     let redirect_uri = Url::parse(&flow.redirect_uri).map_err(|_| "invalid_state")?;
-    let tokens = client
-        .exchange_code(&state.http, state.settings.oauth.provider_timeout, code, &flow.verifier, &redirect_uri)
+    let exchange = client.exchange_code(
+        &state.http,
+        state.settings.oauth.provider_timeout,
+        code,
+        &flow.verifier,
+        &redirect_uri,
+    );
+    let tokens = state
+        .breakers
+        .call(flow.provider, flow.environment, exchange, provider::ProviderError::provider_up)
         .await
+        .unwrap_or_else(|| Err(provider::ProviderError::circuit_open()))
         .map_err(|e| {
             tracing::warn!(provider = %flow.provider, error = %e, "authorization code exchange failed");
             if matches!(e, provider::ProviderError::InvalidGrant) { "invalid_grant" } else { e.reason() }

@@ -65,6 +65,16 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The breaker's verdict: only an unavailable provider counts against it.
+    pub fn provider_up<T>(outcome: &Result<T, Self>) -> bool {
+        !matches!(outcome, Err(Self::Unavailable(_)))
+    }
+
+    /// What a call rejected by an open circuit breaker reports.
+    pub fn circuit_open() -> Self {
+        Self::Unavailable("the circuit breaker is open after repeated provider failures".into())
+    }
+
     /// A stable reason code for redirects and audit rows.
     pub fn reason(&self) -> &'static str {
         match self {

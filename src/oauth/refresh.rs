@@ -234,13 +234,29 @@ async fn refresh_locked(
         };
     };
 
-    let outcome = client
-        .refresh(
-            &state.http,
-            state.settings.oauth.provider_timeout,
-            &refresh_token,
+    let outcome = state
+        .breakers
+        .call(
+            provider,
+            environment,
+            client.refresh(
+                &state.http,
+                state.settings.oauth.provider_timeout,
+                &refresh_token,
+            ),
+            ProviderError::provider_up,
         )
-        .await;
+        .await
+        .unwrap_or_else(|| Err(ProviderError::circuit_open()));
+    crate::metrics::TOKEN_REFRESHES
+        .with_label_values(&[
+            provider.as_str(),
+            match &outcome {
+                Ok(_) => "ok",
+                Err(e) => e.reason(),
+            },
+        ])
+        .inc();
     match outcome {
         Ok(tokens) => {
             let sealed = vault::seal(&state.keyring, row.id, &tokens);

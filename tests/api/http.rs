@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{STRIPE_TEST_KEY, TestApp, problem};
-use crate::proxy::TcpProxy;
+use crate::tcp_proxy::TcpProxy;
 
 #[tokio::test]
 async fn every_response_has_a_request_id_and_problems_carry_it() {
@@ -166,8 +166,7 @@ async fn the_openapi_spec_matches_its_snapshot_and_the_docs_are_served() {
 
 #[tokio::test]
 async fn an_unreachable_database_is_503_with_retry_after_and_the_service_recovers() {
-    let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().expect("addr");
-    let proxy = TcpProxy::start(pg).await;
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
     let db = crate::helpers::TestDb::new().await;
     let via_proxy = db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
     let mut vars = crate::helpers::base_vars(&via_proxy);
@@ -184,7 +183,7 @@ async fn an_unreachable_database_is_503_with_retry_after_and_the_service_recover
     };
     assert_eq!(put().await.expect("send").status(), 201);
 
-    proxy.cut();
+    proxy.cut().await;
     let r = put().await.expect("send");
     assert!(r.headers().contains_key("retry-after"));
     let p = problem(r, 503).await;
@@ -196,7 +195,7 @@ async fn an_unreachable_database_is_503_with_retry_after_and_the_service_recover
         .expect("send");
     assert_eq!(ready.status(), 503);
 
-    proxy.restore();
+    proxy.restore().await;
     // The pool reconnects on its own; bounded polling, no fixed sleep.
     let mut status = 0;
     for _ in 0..50 {

@@ -19,7 +19,6 @@ mod oauth_refresh;
 mod oauth_support;
 mod ops;
 mod provider_health;
-mod proxy;
 mod rotation;
 mod scheduled;
 mod tcp_proxy;

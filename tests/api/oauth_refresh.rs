@@ -301,3 +301,62 @@ async fn a_refresh_whose_request_times_out_still_commits_the_rotated_token() {
     );
     assert_eq!(fake.refreshes("quickbooks"), 1);
 }
+
+#[tokio::test]
+async fn refreshes_go_through_the_providers_circuit_breaker() {
+    let fake = FakeProvider::start().await;
+    let app = spawn(&fake, |vars| {
+        vars.insert("CIRCUIT_BREAKER_FAILURE_THRESHOLD".into(), "1".into());
+        vars.insert("CIRCUIT_BREAKER_COOLDOWN_SECS".into(), "600".into());
+    })
+    .await;
+    configure(&app, &app.address, "quickbooks").await;
+    connect(&app, "quickbooks").await;
+    let service = app.token("service").await;
+
+    // One provider failure opens the breaker; later refreshes make no call.
+    fake.set(|b| b.fail_5xx = 100);
+    expire_in(&app, "quickbooks", -10).await;
+    for _ in 0..3 {
+        let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
+        problem(r, 503).await;
+    }
+    assert_eq!(
+        fake.refreshes("quickbooks"),
+        1,
+        "the open breaker kept the other refreshes off the provider"
+    );
+    let health: Value = app
+        .get("/api/config/health")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let breaker = health["breakers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|b| b["provider"] == "quickbooks" && b["environment"] == "sandbox")
+        .cloned()
+        .expect("breaker");
+    assert_eq!(breaker["state"], "open");
+
+    // After the cooldown (rewound here), the trial refresh succeeds and closes it.
+    fake.set(|b| b.fail_5xx = 0);
+    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let key = format!("{}breaker:quickbooks:sandbox", app.prefix());
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("opened_at")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .expect("rewind");
+    let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(fake.refreshes("quickbooks"), 2);
+}

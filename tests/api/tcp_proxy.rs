@@ -1,5 +1,5 @@
-//! A TCP proxy in front of Redis that a test can cut (live connections dropped, new ones
-//! refused: the port stops listening) and restore (listening again on the same port).
+//! A TCP proxy in front of Redis or PostgreSQL that a test can cut (live connections dropped,
+//! new ones refused: the port stops listening) and restore (listening again on the same port).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

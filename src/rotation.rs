@@ -14,9 +14,9 @@ use sqlx::PgPool;
 
 use crate::audit::{self, Resource};
 use crate::auth::Caller;
-use crate::backup::token_aad;
 use crate::crypto::{KeyRing, OpenError};
 use crate::integrations::secrets_aad;
+use crate::oauth::vault::{access_aad, refresh_aad};
 use crate::store::{self, rotation as rows};
 use crate::webhooks::secret_aad;
 
@@ -169,12 +169,12 @@ async fn batch(
     if left > 0 {
         for (id, access, refresh) in rows::tokens_to_rotate(&mut tx, current, left).await? {
             let what = format!("OAuth token {id}");
-            let aad = token_aad(id, "access_token");
+            let aad = access_aad(id);
             let access = keys.open(&access, &aad).map_err(unreadable(what.clone()))?;
             let access = keys.seal(&access, &aad);
             let refresh = match refresh {
                 Some(r) => {
-                    let aad = token_aad(id, "refresh_token");
+                    let aad = refresh_aad(id);
                     let plain = keys.open(&r, &aad).map_err(unreadable(what))?;
                     Some(keys.seal(&plain, &aad))
                 }

@@ -15,13 +15,13 @@ pub mod schedule;
 
 use std::collections::BTreeSet;
 
+use crate::oauth::vault;
 use chrono::Utc;
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::audit::{self, Resource};
 use crate::auth::Caller;
@@ -77,11 +77,6 @@ impl From<BackupError> for ApiError {
             other => ApiError::field("backup", other.to_string()),
         }
     }
-}
-
-/// The AAD of an OAuth token field (`access_token`, `refresh_token`), as the OAuth code seals it.
-pub fn token_aad(id: Uuid, field: &str) -> Aad {
-    Aad::new("oauth_tokens", id, field)
 }
 
 /// What a backup holds, for logs, audit rows and the CLI.
@@ -182,11 +177,11 @@ pub async fn create(
     for r in snapshot.tokens {
         let what = format!("OAuth token {}/{}", r.provider, r.environment);
         data.oauth_tokens.push(TokenRecord {
-            access_token: copy(&r.access_token, &token_aad(r.id, "access_token"), &what)?,
+            access_token: copy(&r.access_token, &vault::access_aad(r.id), &what)?,
             refresh_token: r
                 .refresh_token
                 .as_deref()
-                .map(|s| copy(s, &token_aad(r.id, "refresh_token"), &what))
+                .map(|s| copy(s, &vault::refresh_aad(r.id), &what))
                 .transpose()?,
             id: r.id,
             integration_id: r.integration_id,

@@ -7,10 +7,11 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use super::format::{self, ConfigRecord, Parsed, Protection, Sealed, TokenRecord, WebhookRecord};
-use super::{BackupError, PassphraseKey, token_aad};
+use super::{BackupError, PassphraseKey};
 use crate::crypto::{Aad, KeyId, KeyRing, OpenError, SecretMap};
 use crate::domain::{Environment, Provider};
 use crate::integrations::secrets_aad;
+use crate::oauth::vault;
 use crate::webhooks::secret_aad;
 
 pub(super) struct OpenConfig {
@@ -138,12 +139,12 @@ pub(super) fn open(
             )));
         }
         let access = text(
-            open_one(&rec.access_token, &token_aad(rec.id, "access_token"), &what)?,
+            open_one(&rec.access_token, &vault::access_aad(rec.id), &what)?,
             &what,
         )?;
         let refresh = match &rec.refresh_token {
             Some(s) => Some(text(
-                open_one(s, &token_aad(rec.id, "refresh_token"), &what)?,
+                open_one(s, &vault::refresh_aad(rec.id), &what)?,
                 &what,
             )?),
             None => None,

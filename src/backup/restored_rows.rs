@@ -6,10 +6,10 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::open::{OpenConfig, OpenToken, OpenWebhook};
-use super::token_aad;
 use crate::crypto::{KeyRing, SecretMap};
 use crate::integrations::secrets_aad;
 use crate::mask::mask;
+use crate::oauth::vault;
 use crate::store::backup::TokenRow;
 use crate::store::integrations::ConfigRow;
 use crate::store::webhooks::WebhookRow;
@@ -37,13 +37,10 @@ pub(super) fn same_token(
     file: &OpenToken,
 ) -> bool {
     let access = keys
-        .open_string(
-            &current.access_token,
-            &token_aad(current.id, "access_token"),
-        )
+        .open_string(&current.access_token, &vault::access_aad(current.id))
         .ok();
     let refresh = match &current.refresh_token {
-        Some(s) => match keys.open_string(s, &token_aad(current.id, "refresh_token")) {
+        Some(s) => match keys.open_string(s, &vault::refresh_aad(current.id)) {
             Ok(v) => Some(v),
             Err(_) => return false,
         },
@@ -143,16 +140,11 @@ pub(super) fn token_row(
         integration_id,
         provider: r.provider.clone(),
         environment: r.environment.clone(),
-        access_token: keys.seal(
-            t.access.expose_secret().as_bytes(),
-            &token_aad(id, "access_token"),
-        ),
-        refresh_token: t.refresh.as_ref().map(|s| {
-            keys.seal(
-                s.expose_secret().as_bytes(),
-                &token_aad(id, "refresh_token"),
-            )
-        }),
+        access_token: keys.seal(t.access.expose_secret().as_bytes(), &vault::access_aad(id)),
+        refresh_token: t
+            .refresh
+            .as_ref()
+            .map(|s| keys.seal(s.expose_secret().as_bytes(), &vault::refresh_aad(id))),
         key_id: key_id.to_owned(),
         token_type: r.token_type.clone(),
         expires_at: r.expires_at,

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
 
 use hsq_config::app::{AppState, Application};
-use hsq_config::backup::token_aad;
 use hsq_config::config::Settings;
 use hsq_config::crypto::KeyRing;
 use hsq_config::store::backup::TokenRow;
@@ -105,8 +104,8 @@ pub async fn insert_token(
     refresh: Option<&str>,
 ) {
     let id = Uuid::new_v4();
-    let access = keys.seal(access.as_bytes(), &token_aad(id, "access_token"));
-    let refresh = refresh.map(|r| keys.seal(r.as_bytes(), &token_aad(id, "refresh_token")));
+    let access = keys.seal(access.as_bytes(), &token_aad_of(id, "access_token"));
+    let refresh = refresh.map(|r| keys.seal(r.as_bytes(), &token_aad_of(id, "refresh_token")));
     sqlx::query(
         "INSERT INTO oauth_tokens (id, integration_id, provider, environment, access_token, refresh_token,
                                    key_id, expires_at, scope, realm_id)
@@ -169,7 +168,7 @@ pub async fn picture(app: &TestApp, address: &str, keys: &KeyRing) -> Value {
             .expect("tokens");
     let open = |sealed: &[u8], id: Uuid, field: &str| {
         let plain = keys
-            .open(sealed, &token_aad(id, field))
+            .open(sealed, &token_aad_of(id, field))
             .expect("token opens");
         String::from_utf8_lossy(&plain).into_owned()
     };
@@ -236,4 +235,9 @@ pub async fn replica_state(vars: &HashMap<String, String>) -> AppState {
         .await
         .expect("build");
     app.state().clone()
+}
+
+/// The AAD the OAuth vault binds a token field to.
+fn token_aad_of(id: Uuid, field: &str) -> hsq_config::crypto::Aad {
+    hsq_config::crypto::Aad::new("oauth_tokens", id, field)
 }

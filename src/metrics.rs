@@ -93,6 +93,24 @@ pub static MONITOR_LAST_SUCCESS: LazyLock<IntGauge> = LazyLock::new(|| {
     g
 });
 
+pub static BACKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "hsq_scheduled_backups_total",
+        "Scheduled backup rounds that wrote a file (ok) or failed",
+        &["result"],
+    )
+});
+
+pub static BACKUP_LAST_SUCCESS: LazyLock<IntGauge> = LazyLock::new(|| {
+    let g = IntGauge::new(
+        "hsq_backup_last_success_timestamp_seconds",
+        "Unix time of this process's last successful scheduled backup",
+    )
+    .expect("valid metric definition");
+    prometheus::register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
+
 /// Touches every metric so each appears in the output before its first event.
 pub fn init() {
     LazyLock::force(&HTTP_REQUESTS);
@@ -103,6 +121,8 @@ pub fn init() {
     LazyLock::force(&TOKEN_REFRESHES);
     LazyLock::force(&AUDIT_WRITES);
     LazyLock::force(&MONITOR_LAST_SUCCESS);
+    LazyLock::force(&BACKUPS);
+    LazyLock::force(&BACKUP_LAST_SUCCESS);
 }
 
 /// The text exposition of every registered metric.

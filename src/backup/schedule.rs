@@ -54,6 +54,9 @@ async fn leased_round(state: &AppState, only_if_due: bool) -> anyhow::Result<Rou
     } else {
         round(state).await
     };
+    if result.is_err() {
+        crate::metrics::BACKUPS.with_label_values(&["failed"]).inc();
+    }
     if let Err(e) = lease.release(&state.redis).await {
         tracing::warn!(error = %e, "could not release the backup lease; it expires by itself");
     }
@@ -74,6 +77,8 @@ async fn round(state: &AppState) -> anyhow::Result<Round> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::metrics::BACKUP_LAST_SUCCESS.set(chrono::Utc::now().timestamp());
+    crate::metrics::BACKUPS.with_label_values(&["ok"]).inc();
     tracing::info!(file = %path.display(), removed = removed.len(), "scheduled backup written");
     Ok(Round::Written {
         path,

@@ -61,6 +61,15 @@ async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
         app.audit_count("config_backup_created", Some(true)).await,
         5
     );
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let written_total: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("hsq_scheduled_backups_total{result=\"ok\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("the backup counter is exported");
+    assert!(written_total >= 5.0, "{written_total}");
+    assert!(metrics.contains("hsq_backup_last_success_timestamp_seconds "));
 
     // A temporary file from a writer that died long ago is cleaned up; a fresh one (a backup
     // being written right now) is left alone.

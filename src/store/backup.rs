@@ -9,28 +9,7 @@ use super::integrations::ConfigRow;
 use super::webhooks::WebhookRow;
 
 /// An `oauth_tokens` row as stored; the tokens are sealed (AAD `oauth_tokens/<id>/<field>`).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TokenRow {
-    pub id: Uuid,
-    pub integration_id: Uuid,
-    pub provider: String,
-    pub environment: String,
-    pub access_token: Vec<u8>,
-    pub refresh_token: Option<Vec<u8>>,
-    pub key_id: String,
-    pub token_type: String,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub refresh_expires_at: Option<DateTime<Utc>>,
-    pub scope: Option<String>,
-    pub realm_id: Option<String>,
-    pub hub_id: Option<String>,
-    pub stripe_user_id: Option<String>,
-    pub status: String,
-    pub version: i64,
-    pub last_refreshed_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+pub use super::oauth_tokens::TokenRow;
 
 /// Every row a backup holds.
 pub struct Snapshot {

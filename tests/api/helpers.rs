@@ -197,6 +197,39 @@ impl TestApp {
             .expect("an in-process app (not attached)")
     }
 
+    /// The breaker entry `/api/config/health` reports for a provider × environment.
+    pub async fn breaker(&self, provider: &str, environment: &str) -> Value {
+        let health: Value = self
+            .get("/api/config/health")
+            .await
+            .json()
+            .await
+            .expect("health json");
+        health["breakers"]
+            .as_array()
+            .expect("breakers")
+            .iter()
+            .find(|b| b["provider"] == provider && b["environment"] == environment)
+            .cloned()
+            .expect("a breaker for every provider and environment")
+    }
+
+    /// Pretends an open breaker's cooldown has passed, by rewinding its open time in Redis.
+    pub async fn rewind_breaker(&self, provider: &str, environment: &str) {
+        let client = redis::Client::open(redis_url()).expect("redis");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("conn");
+        let _: () = redis::cmd("HSET")
+            .arg(format!("{}breaker:{provider}:{environment}", self.prefix()))
+            .arg("opened_at")
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .expect("rewind the breaker");
+    }
+
     pub fn prefix(&self) -> &str {
         &self.vars["REDIS_KEY_PREFIX"]
     }

@@ -326,36 +326,11 @@ async fn refreshes_go_through_the_providers_circuit_breaker() {
         1,
         "the open breaker kept the other refreshes off the provider"
     );
-    let health: Value = app
-        .get("/api/config/health")
-        .await
-        .json()
-        .await
-        .expect("json");
-    let breaker = health["breakers"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|b| b["provider"] == "quickbooks" && b["environment"] == "sandbox")
-        .cloned()
-        .expect("breaker");
-    assert_eq!(breaker["state"], "open");
+    assert_eq!(app.breaker("quickbooks", "sandbox").await["state"], "open");
 
     // After the cooldown (rewound here), the trial refresh succeeds and closes it.
     fake.set(|b| b.fail_5xx = 0);
-    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
-    let key = format!("{}breaker:quickbooks:sandbox", app.prefix());
-    let _: () = redis::cmd("HSET")
-        .arg(&key)
-        .arg("opened_at")
-        .arg(0)
-        .query_async(&mut conn)
-        .await
-        .expect("rewind");
+    app.rewind_breaker("quickbooks", "sandbox").await;
     let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
     assert_eq!(r.status(), 200);
     assert_eq!(fake.refreshes("quickbooks"), 2);

@@ -232,19 +232,7 @@ async fn the_breaker_opens_rejects_without_calling_lets_one_trial_through_and_cl
 
     // Pretend the cooldown passed (rewind the open time in the shared state), then race two
     // replicas against a slow, healthy provider: exactly one trial reaches it.
-    let key = format!("{}breaker:stripe:sandbox", app.vars["REDIS_KEY_PREFIX"]);
-    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
-    let _: () = redis::cmd("HSET")
-        .arg(&key)
-        .arg("opened_at")
-        .arg(0)
-        .query_async(&mut conn)
-        .await
-        .expect("rewind");
+    app.rewind_breaker("stripe", "sandbox").await;
     fake.behave("stripe", Behaviour::Slow(Duration::from_millis(500)));
     let path = format!("{STRIPE}/validate");
     let empty = json!({});
@@ -272,19 +260,7 @@ async fn the_breaker_opens_rejects_without_calling_lets_one_trial_through_and_cl
     // The successful trial closed the breaker for everyone.
     fake.behave("stripe", Behaviour::Normal);
     assert_eq!(validate(&app, STRIPE).await["status"], "ok");
-    let health: Value = app
-        .get("/api/config/health")
-        .await
-        .json()
-        .await
-        .expect("json");
-    let breaker = health["breakers"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|b| b["provider"] == "stripe" && b["environment"] == "sandbox")
-        .cloned()
-        .expect("breaker");
+    let breaker = app.breaker("stripe", "sandbox").await;
     assert_eq!(breaker["state"], "closed");
     assert_eq!(breaker["backend"], "redis");
     stop.cancel();

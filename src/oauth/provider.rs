@@ -254,13 +254,43 @@ fn sender(
             status.store(response.status().as_u16(), Ordering::Relaxed);
             let code = response.status();
             let headers = response.headers().clone();
-            let body = response.bytes().await?.to_vec();
+            let body = snake_case_token_fields(response.bytes().await?.to_vec());
             let mut out = http::Response::new(body);
             *out.status_mut() = code;
             *out.headers_mut() = headers;
             Ok(out)
         })
     }
+}
+
+/// HubSpot's reference pages show the dated token endpoint answering in camelCase
+/// (`accessToken`, `expiresIn`, `hubId`) while its changelog shows RFC 6749's snake_case. Accept
+/// both: a body with `accessToken` and no `access_token` has its known fields renamed.
+fn snake_case_token_fields(body: Vec<u8>) -> Vec<u8> {
+    const RENAMES: [(&str, &str); 7] = [
+        ("accessToken", "access_token"),
+        ("refreshToken", "refresh_token"),
+        ("expiresIn", "expires_in"),
+        ("tokenType", "token_type"),
+        ("hubId", "hub_id"),
+        ("idToken", "id_token"),
+        ("userId", "user_id"),
+    ];
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    if !map.contains_key("accessToken") || map.contains_key("access_token") {
+        return body;
+    }
+    for (from, to) in RENAMES {
+        if let Some(v) = map.remove(from) {
+            map.insert(to.to_owned(), v);
+        }
+    }
+    // oauth2 needs a token type; HubSpot's tokens are bearer tokens.
+    map.entry("token_type")
+        .or_insert_with(|| Value::String("bearer".into()));
+    serde_json::to_vec(&Value::Object(map)).unwrap_or(body)
 }
 
 fn classify(
@@ -370,6 +400,23 @@ mod tests {
 
     fn parse(body: Value) -> TokenSet {
         to_token_set(serde_json::from_value::<Response>(body).expect("a token response"))
+    }
+
+    #[test]
+    fn a_camel_case_token_response_is_read_like_a_snake_case_one() {
+        let camel = json!({"accessToken": "a", "refreshToken": "r", "expiresIn": 1800,
+                           "hubId": 62515, "scopes": ["oauth"], "tokenType": "bearer"});
+        let body = snake_case_token_fields(serde_json::to_vec(&camel).expect("json"));
+        let set = parse(serde_json::from_slice(&body).expect("json"));
+        assert_eq!(set.expires_in, Some(1800));
+        assert_eq!(set.hub_id.as_deref(), Some("62515"));
+        assert!(set.refresh_token.is_some());
+        let snake = br#"{"access_token":"a","token_type":"bearer"}"#.to_vec();
+        assert_eq!(
+            snake_case_token_fields(snake.clone()),
+            snake,
+            "snake_case is left alone"
+        );
     }
 
     #[test]

@@ -171,10 +171,8 @@ if "$hadolint" docker/Dockerfile; then
 else
     fail "hadolint docker/Dockerfile"
 fi
-# The deployment's own scripts (scripts/ also holds others').
-shell_scripts=(scripts/ci-deploy.sh scripts/test-nginx.sh scripts/test-config-workflow.sh
-    scripts/run-local-stack.sh scripts/api.sh scripts/make-secrets.sh scripts/lib/common.sh
-    scripts/lib/local-stack.sh)
+# Every script of the project, and .ci/run.
+shell_scripts=(scripts/*.sh scripts/lib/*.sh .ci/run)
 if shellcheck -x "${shell_scripts[@]}"; then
     pass "shellcheck ${shell_scripts[*]}"
 else

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ensure_services() {
   if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
     echo "starting PostgreSQL"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    pg_ctlcluster --skip-systemctl-redirect "$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | head -n1)" main start
   fi
   if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     echo "starting Redis"

@@ -31,7 +31,7 @@ BACKUP_ARGS ?=
 .PHONY: help env keygen secrets secrets-owner certs build start stop restart clean clean-volumes \
 	ps logs-app logs-dashboard health health-detailed config-health config-status config-audit \
 	backup-config restore-config migrate db-shell redis-cli test test-config test-config-workflow \
-	test-nginx ci-deploy local-stack
+	test-nginx ci-deploy local-stack dev bench
 
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-22s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -168,3 +168,9 @@ ci-deploy: ## Everything CI checks for the deployment files (scripts/ci-deploy.s
 
 local-stack: ## Without Docker: app + nginx + stand-in dashboard as local processes, until Ctrl-C
 	scripts/run-local-stack.sh
+
+dev: ## Without Docker: the service alone on the local PostgreSQL and Redis (scripts/dev.sh)
+	scripts/dev.sh
+
+bench: ## Load benchmark of a release build under wrk, printed as a Markdown report
+	scripts/bench.sh

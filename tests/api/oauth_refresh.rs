@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use crate::fake_oauth::{FakeProvider, QB_SECRET};
 use crate::helpers::problem;
-use crate::oauth_support::{configure, connect, expire_in, get_token, open, spawn, token_row};
+use crate::oauth_support::{
+    concurrent_token_requests, configure, connect, expire_in, get_token, open, spawn, token_row,
+};
 use crate::tcp_proxy::TcpProxy;
 
 #[tokio::test]
@@ -25,25 +27,7 @@ async fn fifty_concurrent_requests_across_two_instances_refresh_once() {
     let (sibling, _stop) = app.sibling().await;
     let service = app.token("service").await;
 
-    let mut requests = Vec::new();
-    for i in 0..50 {
-        let address = if i % 2 == 0 {
-            app.address.clone()
-        } else {
-            sibling.clone()
-        };
-        let (client, token) = (app.client.clone(), service.clone());
-        requests.push(tokio::spawn(async move {
-            let r = get_token(&client, &address, &token, "quickbooks").await;
-            assert_eq!(r.status(), 200);
-            let body: Value = r.json().await.expect("json");
-            body["access_token"].as_str().expect("token").to_owned()
-        }));
-    }
-    let mut tokens = Vec::new();
-    for r in requests {
-        tokens.push(r.await.expect("request task"));
-    }
+    let tokens = concurrent_token_requests(&app, &sibling, &service, 50).await;
     assert_eq!(
         fake.refreshes("quickbooks"),
         1,
@@ -232,26 +216,8 @@ async fn without_redis_the_row_lock_alone_keeps_refreshes_to_one() {
     let service = app.token("service").await;
     proxy.cut().await;
 
-    let mut requests = Vec::new();
-    for i in 0..20 {
-        let address = if i % 2 == 0 {
-            app.address.clone()
-        } else {
-            sibling.clone()
-        };
-        let (client, token) = (app.client.clone(), service.clone());
-        requests.push(tokio::spawn(async move {
-            let r = get_token(&client, &address, &token, "quickbooks").await;
-            assert_eq!(r.status(), 200);
-            let body: Value = r.json().await.expect("json");
-            body["access_token"].as_str().expect("token").to_owned()
-        }));
-    }
-    for r in requests {
-        assert_eq!(
-            r.await.expect("request task"),
-            fake.last_access("quickbooks")
-        );
+    for token in concurrent_token_requests(&app, &sibling, &service, 20).await {
+        assert_eq!(token, fake.last_access("quickbooks"));
     }
     assert_eq!(fake.refreshes("quickbooks"), 1);
 }

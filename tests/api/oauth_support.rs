@@ -175,3 +175,33 @@ pub async fn expire_in(app: &TestApp, provider: &str, seconds: i64) {
         .await
         .expect("expire");
 }
+
+/// `n` concurrent QuickBooks token requests alternating between two instances; each must
+/// succeed. Returns the access tokens handed out, in request order.
+pub async fn concurrent_token_requests(
+    app: &TestApp,
+    sibling: &str,
+    service: &str,
+    n: usize,
+) -> Vec<String> {
+    let mut requests = Vec::new();
+    for i in 0..n {
+        let address = if i % 2 == 0 {
+            app.address.clone()
+        } else {
+            sibling.to_owned()
+        };
+        let (client, token) = (app.client.clone(), service.to_owned());
+        requests.push(tokio::spawn(async move {
+            let r = get_token(&client, &address, &token, "quickbooks").await;
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.expect("json");
+            body["access_token"].as_str().expect("token").to_owned()
+        }));
+    }
+    let mut tokens = Vec::new();
+    for r in requests {
+        tokens.push(r.await.expect("request task"));
+    }
+    tokens
+}

@@ -146,6 +146,12 @@ async fn tokens_are_shown_once_and_stored_only_as_a_hash() {
         .await
         .expect("send");
     assert_eq!(r.status(), 404, "authenticated; nothing configured yet");
+    let used: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_used_at FROM api_tokens WHERE name = 'sync-worker'")
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("row");
+    assert!(used.is_some(), "use of a token is recorded");
     let id = created["id"].as_str().expect("id");
     assert_eq!(
         app.delete(&format!("/api/config/api-tokens/{id}"))

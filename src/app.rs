@@ -1,13 +1,13 @@
-//! Builds the router, state and middleware; serves with graceful shutdown.
+//! `Application`: builds the state and the router with every layer, serves with graceful
+//! shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, header};
 use axum::{Router, middleware as mw};
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_governor::GovernorLayer;
@@ -16,29 +16,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::breaker::Breakers;
 use crate::config::Settings;
-use crate::crypto::KeyRing;
-use crate::json::BodyLimit;
-use crate::middleware::{self, ClientKey};
-use crate::redis_store::Redis;
+use crate::domain::{keyring_check, monitor, oauth};
+use crate::http::json::BodyLimit;
+use crate::http::middleware::{self, ClientKey};
 use crate::routes;
-use crate::{auth, keyring_check, monitor, oauth, store};
-
-/// Shared by every handler through `State`.
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub db: PgPool,
-    pub redis: Redis,
-    pub keyring: KeyRing,
-    pub settings: Arc<Settings>,
-    pub admin_token_hash: Option<Arc<Vec<u8>>>,
-    /// Outbound HTTP to the providers: rustls, no redirects followed, bounded by a timeout
-    /// (validation calls set their own, `CONFIG_VALIDATION_TIMEOUT`).
-    pub http: reqwest::Client,
-    pub breakers: Arc<Breakers>,
-    pub monitor_last: Arc<tokio::sync::Mutex<Option<crate::monitor::MonitorRound>>>,
-}
+use crate::state::AppState;
+use crate::store;
 
 /// A built application: listener bound, schema migrated, keyring verified.
 pub struct Application {
@@ -52,47 +36,29 @@ impl Application {
     /// Connects, migrates (unless `RUN_MIGRATIONS=false`), checks the keyring and binds.
     /// Fails — writing nothing — when the keyring cannot open stored data.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let db = store::pool(&settings)?;
-        if settings.run_migrations {
+        let state = AppState::new(settings)?;
+        if state.settings.run_migrations {
             store::MIGRATOR
-                .run(&db)
+                .run(&state.db)
                 .await
                 .map_err(|e| anyhow::anyhow!("database migrations failed: {e}"))?;
         }
-        keyring_check::verify(&db, &settings.keyring).await?;
-        if settings.keyring.from_passphrase() {
+        keyring_check::verify(&state.db, state.keyring()).await?;
+        if state.keyring().from_passphrase() {
             tracing::warn!(
                 "ENCRYPTION_KEY is a passphrase stretched with Argon2id; prefer 32 random bytes (`openssl rand -base64 32`)"
             );
         }
-        crate::metrics::init();
-        let redis = Redis::new(&settings)?;
-        let state = AppState {
-            db,
-            breakers: Arc::new(Breakers::new(redis.clone(), settings.breaker)),
-            redis,
-            keyring: settings.keyring.clone(),
-            admin_token_hash: auth::admin_token_hash(settings.admin_api_token.as_ref())
-                .map(Arc::new),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(settings.oauth.provider_timeout)
-                .connect_timeout(Duration::from_secs(10))
-                .user_agent(concat!("hsq-config/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?,
-            monitor_last: Arc::new(tokio::sync::Mutex::new(None)),
-            settings: Arc::new(settings),
-        };
+        crate::infra::metrics::init();
         let background = CancellationToken::new();
         let router = router(state.clone(), &background);
         if state.settings.health_monitor_enabled {
             monitor::spawn(state.clone(), background.clone());
         }
         if state.settings.backup.enabled {
-            crate::backup::schedule::spawn(state.clone(), background.clone());
+            crate::domain::backup::schedule::spawn(state.clone(), background.clone());
         }
-        crate::audit_retention::spawn(state.clone(), background.clone());
+        crate::domain::audit_retention::spawn(state.clone(), background.clone());
         let addr = SocketAddr::new(state.settings.bind_address, state.settings.port);
         let listener = TcpListener::bind(addr)
             .await

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hsq_config::app::Application;
-use hsq_config::backup::restore::Mode;
 use hsq_config::config::Settings;
-use hsq_config::{operator, store, telemetry};
+use hsq_config::domain::backup::restore::Mode;
+use hsq_config::domain::operator;
+use hsq_config::infra::telemetry;
+use hsq_config::store;
 
 #[derive(Parser)]
 #[command(

@@ -1,12 +1,36 @@
 //! HubSpot: OAuth app credentials and a private app token.
 
+use secrecy::ExposeSecret;
+
 use super::{
-    ClientAuth, FieldCheck, FieldSpec, OAuthQuirks, ProviderSpec, RevokeStyle, ValidationCall,
-    ValidationInput, digits, non_empty_text, prefixed, scopes, secret_text,
+    AccountSource, ApiUrl, ClientAuth, FieldCheck, FieldSpec, OAuthSpec, ProviderSpec, RevokeInput,
+    ValidationCall, ValidationInput, digits, non_empty_text, prefixed, scopes, secret_text,
 };
 use crate::domain::Environment;
 
 pub struct Hubspot;
+
+const API: &str = "HUBSPOT_API_BASE_URL";
+
+/// HubSpot's dated 2026-03 endpoints take every parameter in the form body; access tokens last
+/// 30 minutes, so `expires_in` is always honoured; the token response names the portal.
+static OAUTH: OAuthSpec = OAuthSpec {
+    client_id_setting: "client_id",
+    client_secret_field: "client_secret",
+    client_auth: ClientAuth::FormBody,
+    default_scopes: "oauth",
+    redirect_uri_in_token_request: true,
+    account: AccountSource::TokenField("hub_id"),
+    account_id_name: "hub_id",
+    invalid_account_reason: "invalid_hub_id",
+    refresh_expiry_field: None,
+    authorize_url: "https://app.hubspot.com/oauth/authorize",
+    token_url: "https://api.hubapi.com/oauth/2026-03/token",
+    revoke_url: (
+        "REVOKE",
+        "https://api.hubapi.com/oauth/2026-03/token/revoke",
+    ),
+};
 
 impl ProviderSpec for Hubspot {
     fn fields(&self) -> &'static [FieldSpec] {
@@ -46,27 +70,39 @@ impl ProviderSpec for Hubspot {
             .or(input.oauth.map(|(token, _)| token))
             .ok_or("no private_app_token is configured and HubSpot is not connected by OAuth")?;
         Ok(ValidationCall {
-            url: input
-                .urls
-                .hubspot_api
-                .join("account-info/v3/details")
-                .map_err(|e| e.to_string())?,
+            url: input.urls.join(API, "account-info/v3/details")?,
             bearer: bearer.clone(),
         })
     }
 
-    /// HubSpot's dated 2026-03 endpoints take every parameter in the form body; access
-    /// tokens last 30 minutes, so `expires_in` is always honoured.
-    fn oauth(&self) -> OAuthQuirks {
-        OAuthQuirks {
-            client_id_setting: "client_id",
-            client_secret_field: "client_secret",
-            client_auth: ClientAuth::FormBody,
-            default_scopes: "oauth",
-            redirect_uri_in_token_request: true,
-            callback_account_param: None,
-            revoke: RevokeStyle::HubspotForm,
-        }
+    fn api_urls(&self) -> &'static [ApiUrl] {
+        &[ApiUrl {
+            variable: API,
+            default: "https://api.hubapi.com",
+        }]
+    }
+
+    fn oauth(&self) -> &'static OAuthSpec {
+        &OAUTH
+    }
+
+    /// A form with `client_id, client_secret, token, token_type_hint`.
+    fn revoke_request(
+        &self,
+        http: &reqwest::Client,
+        input: &RevokeInput<'_>,
+    ) -> reqwest::RequestBuilder {
+        let hint = if input.refresh_token.is_some() {
+            "refresh_token"
+        } else {
+            "access_token"
+        };
+        http.post(input.url.clone()).form(&[
+            ("client_id", input.client_id),
+            ("client_secret", input.client_secret.expose_secret()),
+            ("token", input.token()),
+            ("token_type_hint", hint),
+        ])
     }
 }
 

@@ -1,7 +1,11 @@
-//! What each provider's configuration holds, and how its fields are checked.
+//! Everything that differs between providers, one file each.
 //!
-//! One file per provider implements [`ProviderSpec`]; nothing outside this module knows
-//! which fields belong to which provider.
+//! A provider is a [`ProviderSpec`]: its field schema and defaults, its API base URLs, how it
+//! speaks OAuth (endpoints and their defaults, scopes, client authentication, where the
+//! callback or token response names the connected account, the refresh token's expiry field,
+//! the revocation request) and its validation call. Everything outside this folder asks the
+//! spec and names no provider; adding one is a variant of [`Provider`], a file here and one
+//! arm in [`spec`] (docs/architecture.md walks through it).
 
 mod hubspot;
 mod quickbooks;
@@ -9,12 +13,12 @@ mod stripe;
 
 use std::collections::BTreeMap;
 
+use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use crate::config::ProviderUrls;
 use crate::domain::{Environment, Provider};
-use crate::error::FieldError;
+use crate::http::error::FieldError;
 
 /// How one field is checked. Messages never contain the value.
 pub enum FieldCheck {
@@ -29,14 +33,40 @@ pub struct FieldSpec {
     pub check: FieldCheck,
 }
 
+/// An API base URL the provider is called under, as a setting with its default (the real
+/// host); overridden for sandboxes and tests.
+pub struct ApiUrl {
+    pub variable: &'static str,
+    pub default: &'static str,
+}
+
+/// The API base URLs of one provider as configured, by setting name.
+#[derive(Debug, Clone, Default)]
+pub struct ApiUrls(BTreeMap<&'static str, Url>);
+
+impl ApiUrls {
+    pub fn insert(&mut self, variable: &'static str, url: Url) {
+        self.0.insert(variable, url);
+    }
+
+    /// The URL of `variable`, joined with `path`.
+    pub fn join(&self, variable: &str, path: &str) -> Result<Url, String> {
+        self.0
+            .get(variable)
+            .ok_or_else(|| format!("{variable} is not configured"))?
+            .join(path)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// What a live validation may use: the stored configuration and any OAuth connection.
 pub struct ValidationInput<'a> {
     pub environment: Environment,
     pub settings: &'a Map<String, Value>,
     pub secrets: &'a BTreeMap<String, SecretString>,
-    /// The connection's access token and its external id (realm id, hub id), when connected.
+    /// The connection's access token and its external account id, when connected.
     pub oauth: Option<(&'a SecretString, Option<&'a str>)>,
-    pub urls: &'a ProviderUrls,
+    pub urls: &'a ApiUrls,
 }
 
 /// One cheap, read-only GET that succeeds only with working credentials.
@@ -45,45 +75,74 @@ pub struct ValidationCall {
     pub bearer: SecretString,
 }
 
-/// A provider's configuration schema.
+/// What a revocation request may use.
+pub struct RevokeInput<'a> {
+    pub url: Url,
+    pub client_id: &'a str,
+    pub client_secret: &'a SecretString,
+    pub refresh_token: Option<&'a SecretString>,
+    pub access_token: &'a SecretString,
+    pub external_account_id: Option<&'a str>,
+}
+
+impl RevokeInput<'_> {
+    /// The token to revoke: the refresh token when there is one (it ends the grant).
+    pub fn token(&self) -> &str {
+        self.refresh_token
+            .unwrap_or(self.access_token)
+            .expose_secret()
+    }
+}
+
+/// A provider's configuration schema and its dealings with the outside world.
 pub trait ProviderSpec: Sync {
     fn fields(&self) -> &'static [FieldSpec];
-
-    /// The validation call for these credentials, or why there is nothing to validate.
-    fn validation_call(&self, input: &ValidationInput<'_>) -> Result<ValidationCall, String>;
 
     /// Settings filled in when the client leaves them out.
     fn default_settings(&self) -> Vec<(&'static str, Value)> {
         Vec::new()
     }
 
-    /// How this provider speaks OAuth: where its app credentials live and its quirks.
-    fn oauth(&self) -> OAuthQuirks;
+    /// The API base URLs validation calls are made under.
+    fn api_urls(&self) -> &'static [ApiUrl];
+
+    /// The validation call for these credentials, or why there is nothing to validate.
+    fn validation_call(&self, input: &ValidationInput<'_>) -> Result<ValidationCall, String>;
+
+    /// How this provider speaks OAuth.
+    fn oauth(&self) -> &'static OAuthSpec;
+
+    /// The request that revokes a connection at the provider.
+    fn revoke_request(
+        &self,
+        http: &reqwest::Client,
+        input: &RevokeInput<'_>,
+    ) -> reqwest::RequestBuilder;
 }
 
 /// How the OAuth client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
-    /// `Authorization: Basic base64(client_id:client_secret)` (Intuit).
+    /// `Authorization: Basic base64(client_id:client_secret)`.
     Basic,
-    /// `client_id` and `client_secret` in the form body (HubSpot 2026-03, Stripe).
+    /// `client_id` and `client_secret` in the form body.
     FormBody,
 }
 
-/// How a connection is revoked at the provider.
+/// Where the external account a connection belongs to is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevokeStyle {
-    /// Intuit: JSON `{"token": <refresh token>}` with Basic client authentication.
-    IntuitJson,
-    /// HubSpot 2026-03: form `client_id, client_secret, token, token_type_hint`.
-    HubspotForm,
-    /// Stripe Connect: `client_id` and `stripe_user_id`, authenticated with the secret key.
-    StripeDeauthorize,
+pub enum AccountSource {
+    /// A query parameter of the OAuth callback; digits only.
+    CallbackParam(&'static str),
+    /// A field of the token response (a string or a number).
+    TokenField(&'static str),
 }
 
-/// A provider's OAuth specifics; endpoint URLs come from settings (see `oauth::settings`).
-#[derive(Debug, Clone, Copy)]
-pub struct OAuthQuirks {
+/// A provider's OAuth specifics. Endpoint URLs are settings named
+/// `<PROVIDER>_OAUTH_AUTHORIZE_URL`, `…_TOKEN_URL`, `…_<revoke suffix>_URL` and
+/// `…_REDIRECT_URI`, with the defaults below.
+#[derive(Debug)]
+pub struct OAuthSpec {
     /// The setting that holds the OAuth client id.
     pub client_id_setting: &'static str,
     /// The secret that authenticates the OAuth client.
@@ -91,20 +150,33 @@ pub struct OAuthQuirks {
     pub client_auth: ClientAuth,
     /// Scopes requested when the config names none.
     pub default_scopes: &'static str,
-    /// Whether the token request carries `redirect_uri` (Stripe's does not take one).
+    /// Whether the token request carries `redirect_uri`.
     pub redirect_uri_in_token_request: bool,
-    /// The callback query parameter naming the connected account, if any (`realmId`).
-    pub callback_account_param: Option<&'static str>,
-    pub revoke: RevokeStyle,
+    /// Where the connected account is named, and what the provider calls its id (the name
+    /// it has in responses and audit rows, e.g. `realm_id`).
+    pub account: AccountSource,
+    pub account_id_name: &'static str,
+    /// The callback's reason code when a callback parameter account id is missing or malformed.
+    pub invalid_account_reason: &'static str,
+    /// The token-response field holding the refresh token's lifetime in seconds, if any.
+    pub refresh_expiry_field: Option<&'static str>,
+    pub authorize_url: &'static str,
+    pub token_url: &'static str,
+    /// The revocation endpoint: its setting's suffix (`REVOKE`, `DEAUTHORIZE`) and default.
+    pub revoke_url: (&'static str, &'static str),
 }
 
-/// The OAuth specifics of `provider`.
-pub fn oauth(provider: Provider) -> OAuthQuirks {
-    spec(provider).oauth()
+/// The spec of `provider`: the only place a provider maps to its file.
+pub fn spec(provider: Provider) -> &'static dyn ProviderSpec {
+    match provider {
+        Provider::Hubspot => &hubspot::Hubspot,
+        Provider::Stripe => &stripe::Stripe,
+        Provider::Quickbooks => &quickbooks::Quickbooks,
+    }
 }
 
 /// The scopes to request: the config's `scopes` setting (string or list), else the default.
-pub fn oauth_scopes(provider: Provider, settings: &Map<String, Value>) -> Vec<String> {
+pub fn oauth_scopes(spec: &dyn ProviderSpec, settings: &Map<String, Value>) -> Vec<String> {
     let from_settings: Vec<String> = match settings.get("scopes") {
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
         Some(Value::Array(items)) => items
@@ -114,21 +186,13 @@ pub fn oauth_scopes(provider: Provider, settings: &Map<String, Value>) -> Vec<St
         _ => Vec::new(),
     };
     if from_settings.is_empty() {
-        oauth(provider)
+        spec.oauth()
             .default_scopes
             .split_whitespace()
             .map(str::to_owned)
             .collect()
     } else {
         from_settings
-    }
-}
-
-pub fn spec(provider: Provider) -> &'static dyn ProviderSpec {
-    match provider {
-        Provider::Hubspot => &hubspot::Hubspot,
-        Provider::Stripe => &stripe::Stripe,
-        Provider::Quickbooks => &quickbooks::Quickbooks,
     }
 }
 

@@ -1,10 +1,11 @@
 //! QuickBooks Online: the Intuit OAuth app and the company (realm) it connects to.
 
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::{
-    ClientAuth, FieldCheck, FieldSpec, OAuthQuirks, ProviderSpec, RevokeStyle, ValidationCall,
-    ValidationInput, digits, non_empty_text, scopes, secret_text,
+    AccountSource, ApiUrl, ClientAuth, FieldCheck, FieldSpec, OAuthSpec, ProviderSpec, RevokeInput,
+    ValidationCall, ValidationInput, digits, non_empty_text, scopes, secret_text,
 };
 use crate::domain::Environment;
 
@@ -12,6 +13,29 @@ pub struct Quickbooks;
 
 /// The scope every accounting sync needs; used when the client sends none.
 pub const DEFAULT_SCOPE: &str = "com.intuit.quickbooks.accounting";
+
+const API: &str = "QUICKBOOKS_API_BASE_URL";
+const SANDBOX_API: &str = "QUICKBOOKS_SANDBOX_API_BASE_URL";
+
+/// Intuit authenticates the client with HTTP Basic, sends the company as `realmId` on the
+/// callback, rolls refresh tokens and reports their expiry in `x_refresh_token_expires_in`.
+static OAUTH: OAuthSpec = OAuthSpec {
+    client_id_setting: "client_id",
+    client_secret_field: "client_secret",
+    client_auth: ClientAuth::Basic,
+    default_scopes: DEFAULT_SCOPE,
+    redirect_uri_in_token_request: true,
+    account: AccountSource::CallbackParam("realmId"),
+    account_id_name: "realm_id",
+    invalid_account_reason: "invalid_realm_id",
+    refresh_expiry_field: Some("x_refresh_token_expires_in"),
+    authorize_url: "https://appcenter.intuit.com/connect/oauth2",
+    token_url: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+    revoke_url: (
+        "REVOKE",
+        "https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+    ),
+};
 
 impl ProviderSpec for Quickbooks {
     fn fields(&self) -> &'static [FieldSpec] {
@@ -61,12 +85,12 @@ impl ProviderSpec for Quickbooks {
             .filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()))
             .ok_or("no realm id is known for this connection")?;
         let base = match input.environment {
-            Environment::Sandbox => &input.urls.quickbooks_sandbox_api,
-            Environment::Production => &input.urls.quickbooks_api,
+            Environment::Sandbox => SANDBOX_API,
+            Environment::Production => API,
         };
-        let mut url = base
-            .join(&format!("v3/company/{realm}/companyinfo/{realm}"))
-            .map_err(|e| e.to_string())?;
+        let mut url = input
+            .urls
+            .join(base, &format!("v3/company/{realm}/companyinfo/{realm}"))?;
         let minor = input
             .settings
             .get("minor_version")
@@ -83,18 +107,32 @@ impl ProviderSpec for Quickbooks {
         })
     }
 
-    /// Intuit authenticates the client with HTTP Basic, sends the company as `realmId` on
-    /// the callback, rolls refresh tokens and reports their hard expiry in
-    /// `x_refresh_token_expires_in`.
-    fn oauth(&self) -> OAuthQuirks {
-        OAuthQuirks {
-            client_id_setting: "client_id",
-            client_secret_field: "client_secret",
-            client_auth: ClientAuth::Basic,
-            default_scopes: DEFAULT_SCOPE,
-            redirect_uri_in_token_request: true,
-            callback_account_param: Some("realmId"),
-            revoke: RevokeStyle::IntuitJson,
-        }
+    fn api_urls(&self) -> &'static [ApiUrl] {
+        &[
+            ApiUrl {
+                variable: API,
+                default: "https://quickbooks.api.intuit.com",
+            },
+            ApiUrl {
+                variable: SANDBOX_API,
+                default: "https://sandbox-quickbooks.api.intuit.com",
+            },
+        ]
+    }
+
+    fn oauth(&self) -> &'static OAuthSpec {
+        &OAUTH
+    }
+
+    /// JSON `{"token": <refresh token>}` with Basic client authentication.
+    fn revoke_request(
+        &self,
+        http: &reqwest::Client,
+        input: &RevokeInput<'_>,
+    ) -> reqwest::RequestBuilder {
+        http.post(input.url.clone())
+            .basic_auth(input.client_id, Some(input.client_secret.expose_secret()))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(&serde_json::json!({ "token": input.token() }))
     }
 }

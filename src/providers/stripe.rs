@@ -1,14 +1,38 @@
 //! Stripe: API keys, Connect client id and webhook signing secret.
 
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::{
-    ClientAuth, FieldCheck, FieldSpec, OAuthQuirks, ProviderSpec, RevokeStyle, ValidationCall,
-    ValidationInput, non_empty_text, prefixed,
+    AccountSource, ApiUrl, ClientAuth, FieldCheck, FieldSpec, OAuthSpec, ProviderSpec, RevokeInput,
+    ValidationCall, ValidationInput, non_empty_text, prefixed,
 };
 use crate::domain::Environment;
 
 pub struct Stripe;
+
+const API: &str = "STRIPE_API_BASE_URL";
+
+/// Stripe Connect: the platform's `connect_client_id` and secret key are the OAuth client; the
+/// token request takes no `redirect_uri`, the token response names the connected account, and
+/// access tokens do not expire.
+static OAUTH: OAuthSpec = OAuthSpec {
+    client_id_setting: "connect_client_id",
+    client_secret_field: "secret_key",
+    client_auth: ClientAuth::FormBody,
+    default_scopes: "read_write",
+    redirect_uri_in_token_request: false,
+    account: AccountSource::TokenField("stripe_user_id"),
+    account_id_name: "stripe_user_id",
+    invalid_account_reason: "invalid_stripe_user_id",
+    refresh_expiry_field: None,
+    authorize_url: "https://connect.stripe.com/oauth/authorize",
+    token_url: "https://connect.stripe.com/oauth/token",
+    revoke_url: (
+        "DEAUTHORIZE",
+        "https://connect.stripe.com/oauth/deauthorize",
+    ),
+};
 
 impl ProviderSpec for Stripe {
     fn fields(&self) -> &'static [FieldSpec] {
@@ -47,27 +71,38 @@ impl ProviderSpec for Stripe {
             .get("secret_key")
             .ok_or("no secret_key is configured")?;
         Ok(ValidationCall {
-            url: input
-                .urls
-                .stripe_api
-                .join("v1/account")
-                .map_err(|e| e.to_string())?,
+            url: input.urls.join(API, "v1/account")?,
             bearer: key.clone(),
         })
     }
 
-    /// Stripe Connect: the platform's `connect_client_id` and secret key are the OAuth client;
-    /// the token request takes no `redirect_uri`, and access tokens do not expire.
-    fn oauth(&self) -> OAuthQuirks {
-        OAuthQuirks {
-            client_id_setting: "connect_client_id",
-            client_secret_field: "secret_key",
-            client_auth: ClientAuth::FormBody,
-            default_scopes: "read_write",
-            redirect_uri_in_token_request: false,
-            callback_account_param: None,
-            revoke: RevokeStyle::StripeDeauthorize,
-        }
+    fn api_urls(&self) -> &'static [ApiUrl] {
+        &[ApiUrl {
+            variable: API,
+            default: "https://api.stripe.com",
+        }]
+    }
+
+    fn oauth(&self) -> &'static OAuthSpec {
+        &OAUTH
+    }
+
+    /// Deauthorizes the connected account (`client_id`, `stripe_user_id`), authenticated with
+    /// the platform's secret key.
+    fn revoke_request(
+        &self,
+        http: &reqwest::Client,
+        input: &RevokeInput<'_>,
+    ) -> reqwest::RequestBuilder {
+        http.post(input.url.clone())
+            .bearer_auth(input.client_secret.expose_secret())
+            .form(&[
+                ("client_id", input.client_id),
+                (
+                    "stripe_user_id",
+                    input.external_account_id.unwrap_or_default(),
+                ),
+            ])
     }
 }
 

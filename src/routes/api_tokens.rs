@@ -12,12 +12,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ADMIN;
-use crate::app::AppState;
-use crate::audit::{self, Resource, attempt};
-use crate::auth::{Caller, new_token};
 use crate::domain::Role;
-use crate::error::{ApiError, Problem};
-use crate::json::JsonBody;
+use crate::domain::audit::{self, Resource, attempt};
+use crate::http::auth::{Caller, new_token};
+use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonBody;
+use crate::state::AppState;
 use crate::store::api_tokens::{self as rows, ApiTokenRow};
 
 pub fn router() -> Router<AppState> {

@@ -11,11 +11,11 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::audit::{Resource, attempt};
-use crate::auth::Caller;
+use crate::domain::audit::{Resource, attempt};
 use crate::domain::{Environment, Provider, Role};
-use crate::error::{ApiError, Problem};
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, Problem};
+use crate::state::AppState;
 use crate::store::audit::{self as rows, AuditFilter, AuditRow};
 
 pub fn router() -> Router<AppState> {
@@ -107,7 +107,8 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, i64)> {
 
 fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
     let mut errors = Vec::new();
-    let mut err = |field: &str, msg: &str| errors.push(crate::error::FieldError::new(field, msg));
+    let mut err =
+        |field: &str, msg: &str| errors.push(crate::http::error::FieldError::new(field, msg));
     if let Some(p) = &q.provider {
         if p.parse::<Provider>().is_err() {
             err("provider", "expected hubspot, stripe or quickbooks");
@@ -143,7 +144,7 @@ fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
         None => 50,
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
         Some(_) => {
-            errors.push(crate::error::FieldError::new(
+            errors.push(crate::http::error::FieldError::new(
                 "limit",
                 "expected a whole number from 1 to 500",
             ));
@@ -155,7 +156,7 @@ fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
         Some(c) => match decode_cursor(c) {
             Some(pos) => Some(pos),
             None => {
-                errors.push(crate::error::FieldError::new(
+                errors.push(crate::http::error::FieldError::new(
                     "cursor",
                     "not a cursor this service issued",
                 ));

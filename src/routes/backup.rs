@@ -13,13 +13,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::ADMIN;
-use crate::app::AppState;
-use crate::audit::attempt;
-use crate::auth::Caller;
-use crate::backup::restore::{self, Mode, RestoreOptions, RestoreReport};
-use crate::backup::{self, format};
-use crate::error::{ApiError, Problem};
-use crate::json::JsonBody;
+use crate::domain::audit::attempt;
+use crate::domain::backup::restore::{self, Mode, RestoreOptions, RestoreReport};
+use crate::domain::backup::{self, format};
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonBody;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -83,7 +83,7 @@ async fn create(
                 .backup
                 .passphrase
                 .as_ref());
-            let made = backup::create(&state.db, &state.keyring, passphrase)
+            let made = backup::create(&state.db, &state.keyring(), passphrase)
                 .await
                 .map_err(|e| match e {
                     backup::BackupError::Invalid(message) => ApiError::field("passphrase", message),
@@ -140,7 +140,7 @@ async fn restore_backup(
                 passphrase: request.passphrase,
             };
             let report =
-                restore::restore(&state.db, &state.keyring, &caller, parsed, &options).await?;
+                restore::restore(&state.db, &state.keyring(), &caller, parsed, &options).await?;
             Ok((
                 [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
                 Json(report),

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_scalar::Scalar;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,7 +31,7 @@ use crate::app::AppState;
         super::oauth::authorize, super::oauth::callback, super::oauth::connection,
         super::oauth::disconnect, super::oauth::token,
     ),
-    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    components(schemas(crate::http::error::Problem, crate::http::error::FieldError)),
     modifiers(&BearerAuth),
     tags(
         (name = "integrations", description = "Provider configurations; secrets sealed and masked"),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -90,9 +90,9 @@ pub struct HealthReport {
     pub migrations: Component,
     /// Every provider × environment; `backend: local` means Redis was unreachable and this
     /// process is using its own breaker.
-    pub breakers: Vec<crate::breaker::BreakerView>,
+    pub breakers: Vec<crate::infra::breaker::BreakerView>,
     /// The health monitor's last completed round (any replica), if one has run.
-    pub monitor: Option<crate::monitor::MonitorRound>,
+    pub monitor: Option<crate::domain::monitor::MonitorRound>,
     /// Enabled integrations whose last validation did not succeed, or whose breaker is open.
     pub failing_integrations: Vec<String>,
     /// Scheduled backups: `disabled`, `ok`, `stale` (none within two intervals) or `never`.
@@ -104,7 +104,7 @@ pub struct HealthReport {
 async fn backup_component(state: &AppState) -> Component {
     let settings = &state.settings.backup;
     let start = Instant::now();
-    match crate::backup::schedule::last_success(state).await {
+    match crate::domain::backup::schedule::last_success(state).await {
         Ok(last) => {
             let status = match (&last, settings.enabled) {
                 (_, false) => "disabled",
@@ -176,7 +176,8 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
                 .iter()
                 .map(|(id, _)| id)
                 .filter(|id| {
-                    !crate::crypto::KeyId::parse(id).is_some_and(|k| state.keyring.knows(k))
+                    !crate::infra::crypto::KeyId::parse(id)
+                        .is_some_and(|k| state.keyring().knows(k))
                 })
                 .collect();
             Component {
@@ -185,8 +186,8 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
                 detail: (!unknown.is_empty())
                     .then(|| format!("values sealed under unknown key ids: {unknown:?}")),
                 info: Some(json!({
-                    "current_key_id": state.keyring.current_id().to_string(),
-                    "configured_key_ids": state.keyring.ids().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "current_key_id": state.keyring().current_id().to_string(),
+                    "configured_key_ids": state.keyring().ids().iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "values_per_key_id": in_use.iter().map(|(id, n)| (id.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
                 })),
             }
@@ -221,7 +222,7 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
     };
 
     let breakers = state.breakers.views().await;
-    let monitor = crate::monitor::last_round(&state).await;
+    let monitor = crate::domain::monitor::last_round(&state).await;
     let mut failing_integrations: Vec<String> = store::integrations::list(&state.db)
         .await
         .unwrap_or_default()
@@ -236,14 +237,15 @@ async fn detailed(State(state): State<AppState>) -> (StatusCode, Json<HealthRepo
         .collect();
     for b in &breakers {
         let name = format!("{}/{}", b.provider, b.environment);
-        if b.state != crate::breaker::BreakerState::Closed && !failing_integrations.contains(&name)
+        if b.state != crate::infra::breaker::BreakerState::Closed
+            && !failing_integrations.contains(&name)
         {
             failing_integrations.push(name);
         }
     }
     let local_breakers = breakers
         .iter()
-        .any(|b| b.backend == crate::breaker::Backend::Local);
+        .any(|b| b.backend == crate::infra::breaker::Backend::Local);
     let backup = backup_component(&state).await;
 
     let unhealthy = !db_up || migrations.status != "ok" || keyring.status != "ok";

@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::{ADMIN, IntegrationPath, READERS, etag, if_match};
-use crate::app::AppState;
-use crate::audit::{Resource, attempt};
-use crate::auth::Caller;
 use crate::domain::Role;
-use crate::error::{ApiError, Problem};
-use crate::integrations::{self, ConfigInput, ConfigView, RevealedSecrets};
-use crate::json::JsonBody;
-use crate::validation::{self, ValidationReport};
+use crate::domain::audit::{Resource, attempt};
+use crate::domain::integrations::{self, ConfigInput, ConfigView, RevealedSecrets};
+use crate::domain::validation::{self, ValidationReport};
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonBody;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -117,7 +117,7 @@ async fn replace(
             let input: ConfigInput = body.parse()?;
             let (view, created) = integrations::put(
                 &state.db,
-                &state.keyring,
+                &state.keyring(),
                 &caller,
                 provider,
                 environment,
@@ -163,7 +163,7 @@ async fn patch(
             let patch = body.value()?;
             let view = integrations::patch(
                 &state.db,
-                &state.keyring,
+                &state.keyring(),
                 &caller,
                 provider,
                 environment,
@@ -231,7 +231,7 @@ async fn reveal(
         &resource,
         async {
             Ok(Json(
-                integrations::reveal(&state.db, &state.keyring, &caller, provider, environment)
+                integrations::reveal(&state.db, &state.keyring(), &caller, provider, environment)
                     .await?,
             ))
         },

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::ExposeSecret;
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
@@ -20,16 +20,16 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| crate::auth::hash_token(t.trim()));
+            .map(|t| crate::infra::crypto::token_hash(t.trim()));
         if presented.as_deref()
-            != Some(crate::auth::hash_token(expected.expose_secret()).as_slice())
+            != Some(crate::infra::crypto::token_hash(expected.expose_secret()).as_slice())
         {
             return Err(ApiError::Unauthorized);
         }
     }
     // Breaker gauges reflect the shared state at scrape time, not this replica's last call.
     state.breakers.views().await;
-    let mut response = crate::metrics::render().into_response();
+    let mut response = crate::infra::metrics::render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -15,9 +15,9 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
+use crate::domain::integrations::Precondition;
 use crate::domain::{Environment, Provider, Role};
-use crate::error::ApiError;
-use crate::integrations::Precondition;
+use crate::http::error::ApiError;
 
 /// Roles that may read masked data.
 pub const READERS: &[Role] = &[Role::Admin, Role::Viewer, Role::Service];

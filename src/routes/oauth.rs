@@ -11,15 +11,15 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::{ADMIN, READERS};
-use crate::app::AppState;
-use crate::audit::attempt;
-use crate::auth::{Caller, RequestMeta};
+use crate::domain::audit::attempt;
+use crate::domain::oauth::flow::{self, AuthorizeInput, AuthorizeOutput, CallbackOutcome};
+use crate::domain::oauth::refresh;
+use crate::domain::oauth::vault::{self, ConnectionView, Disconnected, TokenGrant};
 use crate::domain::{Environment, Provider, Role};
-use crate::error::{ApiError, Problem};
-use crate::json::JsonBody;
-use crate::oauth::flow::{self, AuthorizeInput, AuthorizeOutput, CallbackOutcome};
-use crate::oauth::refresh;
-use crate::oauth::vault::{self, ConnectionView, Disconnected, TokenGrant};
+use crate::http::auth::{Caller, RequestMeta};
+use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonBody;
+use crate::state::AppState;
 
 /// Sync workers and admins may fetch tokens.
 const TOKEN_ROLES: &[Role] = &[Role::Service, Role::Admin];
@@ -76,7 +76,7 @@ async fn authorize(
     body: JsonBody,
 ) -> Result<Json<AuthorizeOutput>, ApiError> {
     let provider = provider(&name)?;
-    let resource = crate::audit::Resource {
+    let resource = crate::domain::audit::Resource {
         kind: "oauth_connection",
         id: Some(provider.to_string()),
         provider: Some(provider),

@@ -8,11 +8,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::READERS;
-use crate::app::AppState;
-use crate::audit::{Resource, attempt};
-use crate::auth::Caller;
+use crate::domain::audit::{Resource, attempt};
 use crate::domain::{Environment, Provider};
-use crate::error::ApiError;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::state::AppState;
 use crate::store;
 
 pub fn router() -> Router<AppState> {
@@ -27,8 +27,8 @@ pub struct IntegrationStatus {
     pub enabled: bool,
     pub version: Option<i64>,
     pub updated_at: Option<DateTime<Utc>>,
-    pub last_validation: Option<crate::integrations::LastValidation>,
-    pub breaker: crate::breaker::BreakerView,
+    pub last_validation: Option<crate::domain::integrations::LastValidation>,
+    pub breaker: crate::infra::breaker::BreakerView,
     pub connection: Option<ConnectionSummary>,
 }
 
@@ -83,12 +83,13 @@ async fn status(
                         version: row.map(|r| r.version),
                         updated_at: row.map(|r| r.updated_at),
                         last_validation: row.and_then(|r| {
-                            r.last_validated_at
-                                .map(|at| crate::integrations::LastValidation {
+                            r.last_validated_at.map(|at| {
+                                crate::domain::integrations::LastValidation {
                                     at,
                                     status: r.last_validation_status.clone(),
                                     detail: r.last_validation_detail.clone(),
-                                })
+                                }
+                            })
                         }),
                         breaker: state.breakers.view(provider, environment).await,
                         connection: tokens

@@ -8,13 +8,13 @@ use axum::{Json, Router};
 use uuid::Uuid;
 
 use super::{ADMIN, READERS, etag, if_match};
-use crate::app::AppState;
-use crate::audit::{Resource, attempt};
-use crate::auth::Caller;
-use crate::error::{ApiError, Problem};
-use crate::integrations::Precondition;
-use crate::json::JsonBody;
-use crate::webhooks::{self, WebhookInput, WebhookView};
+use crate::domain::audit::{Resource, attempt};
+use crate::domain::integrations::Precondition;
+use crate::domain::webhooks::{self, WebhookInput, WebhookView};
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonBody;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -69,7 +69,7 @@ async fn create(
         &Resource::webhook(None),
         async {
             let input: WebhookInput = body.parse()?;
-            let view = webhooks::create(&state.db, &state.keyring, &caller, input).await?;
+            let view = webhooks::create(&state.db, &state.keyring(), &caller, input).await?;
             Ok(with_etag(StatusCode::CREATED, view))
         },
     )
@@ -127,7 +127,7 @@ async fn patch(
             };
             let view = webhooks::patch(
                 &state.db,
-                &state.keyring,
+                &state.keyring(),
                 &caller,
                 parse_id(&id)?,
                 body.value()?,

@@ -63,8 +63,8 @@ pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<i64, s
         .bind(&row.details)
         .fetch_one(&mut *tx)
         .await?;
-    let content = crate::audit_chain::Content::of_new(id, occurred_at, row, &details.0);
-    let hash = crate::audit_chain::row_hash(&prev_hash, &content);
+    let content = crate::domain::audit_chain::Content::of_new(id, occurred_at, row, &details.0);
+    let hash = crate::domain::audit_chain::row_hash(&prev_hash, &content);
     sqlx::query(
         "INSERT INTO configuration_audit_logs
            (id, occurred_at, actor_token_id, actor_name, actor_ip, request_id, user_agent, action,

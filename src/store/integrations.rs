@@ -1,4 +1,5 @@
-//! `integration_configs`: one row per provider × environment.
+//! `integration_configs`: one row per provider × environment. API writes and restores go
+//! through the same whole-row [`insert`] and [`update`].
 
 use std::collections::BTreeMap;
 
@@ -26,16 +27,6 @@ pub struct ConfigRow {
     pub last_validated_at: Option<DateTime<Utc>>,
     pub last_validation_status: Option<String>,
     pub last_validation_detail: Option<String>,
-}
-
-/// What a create or update writes. `secrets` is already sealed.
-pub struct ConfigWrite<'a> {
-    pub enabled: bool,
-    pub settings: &'a Map<String, Value>,
-    pub secrets: &'a [u8],
-    pub secrets_masked: &'a BTreeMap<String, String>,
-    pub key_id: &'a str,
-    pub actor: &'a str,
 }
 
 pub async fn list(db: &PgPool) -> Result<Vec<ConfigRow>, sqlx::Error> {
@@ -71,52 +62,57 @@ pub async fn find_for_update(
     .await
 }
 
-pub async fn insert(
-    conn: &mut PgConnection,
-    id: Uuid,
-    provider: &str,
-    environment: &str,
-    w: &ConfigWrite<'_>,
-) -> Result<ConfigRow, sqlx::Error> {
+/// Inserts a whole row as given (a new config, or one restored from a backup).
+pub async fn insert(conn: &mut PgConnection, r: &ConfigRow) -> Result<ConfigRow, sqlx::Error> {
     sqlx::query_as(
         "INSERT INTO integration_configs
-           (id, provider, environment, enabled, settings, secrets, secrets_masked, key_id,
-            created_by, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+           (id, provider, environment, enabled, settings, secrets, secrets_masked, key_id, version,
+            created_at, updated_at, created_by, updated_by, last_validated_at,
+            last_validation_status, last_validation_detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          RETURNING *",
     )
-    .bind(id)
-    .bind(provider)
-    .bind(environment)
-    .bind(w.enabled)
-    .bind(Json(w.settings))
-    .bind(w.secrets)
-    .bind(Json(w.secrets_masked))
-    .bind(w.key_id)
-    .bind(w.actor)
+    .bind(r.id)
+    .bind(&r.provider)
+    .bind(&r.environment)
+    .bind(r.enabled)
+    .bind(&r.settings)
+    .bind(&r.secrets)
+    .bind(&r.secrets_masked)
+    .bind(&r.key_id)
+    .bind(r.version)
+    .bind(r.created_at)
+    .bind(r.updated_at)
+    .bind(&r.created_by)
+    .bind(&r.updated_by)
+    .bind(r.last_validated_at)
+    .bind(&r.last_validation_status)
+    .bind(&r.last_validation_detail)
     .fetch_one(conn)
     .await
 }
 
-pub async fn update(
-    conn: &mut PgConnection,
-    id: Uuid,
-    w: &ConfigWrite<'_>,
-) -> Result<ConfigRow, sqlx::Error> {
+/// Replaces a config's content with `r`'s, keeping its id; the version moves on so stale
+/// `If-Match` headers fail.
+pub async fn update(conn: &mut PgConnection, r: &ConfigRow) -> Result<ConfigRow, sqlx::Error> {
     sqlx::query_as(
         "UPDATE integration_configs
             SET enabled = $2, settings = $3, secrets = $4, secrets_masked = $5, key_id = $6,
-                updated_by = $7, updated_at = now(), version = version + 1
+                last_validated_at = $7, last_validation_status = $8, last_validation_detail = $9,
+                updated_by = $10, updated_at = now(), version = version + 1
           WHERE id = $1
           RETURNING *",
     )
-    .bind(id)
-    .bind(w.enabled)
-    .bind(Json(w.settings))
-    .bind(w.secrets)
-    .bind(Json(w.secrets_masked))
-    .bind(w.key_id)
-    .bind(w.actor)
+    .bind(r.id)
+    .bind(r.enabled)
+    .bind(&r.settings)
+    .bind(&r.secrets)
+    .bind(&r.secrets_masked)
+    .bind(&r.key_id)
+    .bind(r.last_validated_at)
+    .bind(&r.last_validation_status)
+    .bind(&r.last_validation_detail)
+    .bind(&r.updated_by)
     .fetch_one(conn)
     .await
 }

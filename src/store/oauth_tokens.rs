@@ -1,4 +1,7 @@
 //! `oauth_tokens`: one connection per provider × environment; tokens are sealed bytes here.
+//!
+//! A connect and a restore write whole rows through the same [`insert`] and [`replace`]; a
+//! refresh writes only what a refresh changes.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -17,28 +20,14 @@ pub struct TokenRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub refresh_expires_at: Option<DateTime<Utc>>,
     pub scope: Option<String>,
-    pub realm_id: Option<String>,
-    pub hub_id: Option<String>,
-    pub stripe_user_id: Option<String>,
+    /// The provider's id of the connected account (a QuickBooks company, a HubSpot portal, a
+    /// Stripe account); what it is called is the provider spec's `account_id_name`.
+    pub external_account_id: Option<String>,
     pub status: String,
     pub version: i64,
     pub last_refreshed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// A full write of a connection's tokens (connect). Token fields are already sealed.
-pub struct TokenWrite<'a> {
-    pub access_token: &'a [u8],
-    pub refresh_token: Option<&'a [u8]>,
-    pub key_id: &'a str,
-    pub token_type: &'a str,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub refresh_expires_at: Option<DateTime<Utc>>,
-    pub scope: Option<&'a str>,
-    pub realm_id: Option<&'a str>,
-    pub hub_id: Option<&'a str>,
-    pub stripe_user_id: Option<&'a str>,
 }
 
 pub async fn list(db: &PgPool) -> Result<Vec<TokenRow>, sqlx::Error> {
@@ -85,82 +74,108 @@ pub async fn due(db: &PgPool, before: DateTime<Utc>) -> Result<Vec<TokenRow>, sq
     .await
 }
 
-pub async fn insert(
+/// Connections that need a person: not connected, or a refresh token expiring before `before`.
+pub async fn needing_attention(
+    db: &PgPool,
+    before: DateTime<Utc>,
+) -> Result<Vec<TokenRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM oauth_tokens
+          WHERE status <> 'connected' OR refresh_expires_at < $1
+          ORDER BY provider, environment",
+    )
+    .bind(before)
+    .fetch_all(db)
+    .await
+}
+
+/// How many connections a config has (they go with it when it is deleted).
+pub async fn count_for_config(
     conn: &mut PgConnection,
-    id: Uuid,
     integration_id: Uuid,
-    provider: &str,
-    environment: &str,
-    w: &TokenWrite<'_>,
-) -> Result<TokenRow, sqlx::Error> {
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM oauth_tokens WHERE integration_id = $1")
+        .bind(integration_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Inserts a whole row as given (a new connection, or one restored from a backup).
+pub async fn insert(conn: &mut PgConnection, r: &TokenRow) -> Result<TokenRow, sqlx::Error> {
     sqlx::query_as(
         "INSERT INTO oauth_tokens
            (id, integration_id, provider, environment, access_token, refresh_token, key_id,
-            token_type, expires_at, refresh_expires_at, scope, realm_id, hub_id, stripe_user_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+            token_type, expires_at, refresh_expires_at, scope, external_account_id, status,
+            version, last_refreshed_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          RETURNING *",
     )
-    .bind(id)
-    .bind(integration_id)
-    .bind(provider)
-    .bind(environment)
-    .bind(w.access_token)
-    .bind(w.refresh_token)
-    .bind(w.key_id)
-    .bind(w.token_type)
-    .bind(w.expires_at)
-    .bind(w.refresh_expires_at)
-    .bind(w.scope)
-    .bind(w.realm_id)
-    .bind(w.hub_id)
-    .bind(w.stripe_user_id)
+    .bind(r.id)
+    .bind(r.integration_id)
+    .bind(&r.provider)
+    .bind(&r.environment)
+    .bind(&r.access_token)
+    .bind(&r.refresh_token)
+    .bind(&r.key_id)
+    .bind(&r.token_type)
+    .bind(r.expires_at)
+    .bind(r.refresh_expires_at)
+    .bind(&r.scope)
+    .bind(&r.external_account_id)
+    .bind(&r.status)
+    .bind(r.version)
+    .bind(r.last_refreshed_at)
+    .bind(r.created_at)
+    .bind(r.updated_at)
     .fetch_one(conn)
     .await
 }
 
-/// Replaces a connection's tokens after a new authorization (reconnect).
-pub async fn replace(
-    conn: &mut PgConnection,
-    id: Uuid,
-    integration_id: Uuid,
-    w: &TokenWrite<'_>,
-) -> Result<TokenRow, sqlx::Error> {
+/// Replaces a connection's content with `r`'s (a reconnect, or a restore); the version moves
+/// on so every reader sees the change.
+pub async fn replace(conn: &mut PgConnection, r: &TokenRow) -> Result<TokenRow, sqlx::Error> {
     sqlx::query_as(
         "UPDATE oauth_tokens
             SET integration_id = $2, access_token = $3, refresh_token = $4, key_id = $5,
                 token_type = $6, expires_at = $7, refresh_expires_at = $8, scope = $9,
-                realm_id = $10, hub_id = $11, stripe_user_id = $12, status = 'connected',
-                last_refreshed_at = NULL, updated_at = now(), version = version + 1
+                external_account_id = $10, status = $11, last_refreshed_at = $12,
+                updated_at = now(), version = version + 1
           WHERE id = $1
           RETURNING *",
     )
-    .bind(id)
-    .bind(integration_id)
-    .bind(w.access_token)
-    .bind(w.refresh_token)
-    .bind(w.key_id)
-    .bind(w.token_type)
-    .bind(w.expires_at)
-    .bind(w.refresh_expires_at)
-    .bind(w.scope)
-    .bind(w.realm_id)
-    .bind(w.hub_id)
-    .bind(w.stripe_user_id)
+    .bind(r.id)
+    .bind(r.integration_id)
+    .bind(&r.access_token)
+    .bind(&r.refresh_token)
+    .bind(&r.key_id)
+    .bind(&r.token_type)
+    .bind(r.expires_at)
+    .bind(r.refresh_expires_at)
+    .bind(&r.scope)
+    .bind(&r.external_account_id)
+    .bind(&r.status)
+    .bind(r.last_refreshed_at)
     .fetch_one(conn)
     .await
 }
 
-/// Stores refreshed tokens. `refresh_token` None keeps the stored one.
-#[allow(clippy::too_many_arguments)]
+/// What a refresh writes; the tokens are already sealed.
+pub struct Refreshed<'a> {
+    pub access_token: &'a [u8],
+    /// None keeps the stored refresh token (the provider did not rotate it).
+    pub refresh_token: Option<&'a [u8]>,
+    pub key_id: &'a str,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// None keeps the stored expiry.
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub scope: Option<&'a str>,
+}
+
+/// Stores refreshed tokens.
 pub async fn refreshed(
     conn: &mut PgConnection,
     id: Uuid,
-    access_token: &[u8],
-    refresh_token: Option<&[u8]>,
-    key_id: &str,
-    expires_at: Option<DateTime<Utc>>,
-    refresh_expires_at: Option<DateTime<Utc>>,
-    scope: Option<&str>,
+    w: &Refreshed<'_>,
 ) -> Result<TokenRow, sqlx::Error> {
     sqlx::query_as(
         "UPDATE oauth_tokens
@@ -172,12 +187,12 @@ pub async fn refreshed(
           RETURNING *",
     )
     .bind(id)
-    .bind(access_token)
-    .bind(refresh_token)
-    .bind(key_id)
-    .bind(expires_at)
-    .bind(refresh_expires_at)
-    .bind(scope)
+    .bind(w.access_token)
+    .bind(w.refresh_token)
+    .bind(w.key_id)
+    .bind(w.expires_at)
+    .bind(w.refresh_expires_at)
+    .bind(w.scope)
     .fetch_one(conn)
     .await
 }

@@ -1,4 +1,5 @@
-//! `webhook_configurations`: endpoints with a sealed signing secret.
+//! `webhook_configurations`: endpoints with a sealed signing secret. API writes and restores
+//! go through the same whole-row [`insert`] and [`update`].
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -20,19 +21,6 @@ pub struct WebhookRow {
     pub updated_at: DateTime<Utc>,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
-}
-
-/// The writable part of a webhook row; the secret is already sealed.
-pub struct WebhookWrite<'a> {
-    pub provider: Option<&'a str>,
-    pub url: &'a str,
-    pub events: &'a [String],
-    pub secret: Option<&'a [u8]>,
-    pub secret_masked: Option<&'a str>,
-    pub key_id: Option<&'a str>,
-    pub enabled: bool,
-    pub description: Option<&'a str>,
-    pub actor: &'a str,
 }
 
 pub async fn list(db: &PgPool) -> Result<Vec<WebhookRow>, sqlx::Error> {
@@ -58,37 +46,35 @@ pub async fn find_for_update(
         .await
 }
 
-pub async fn insert(
-    conn: &mut PgConnection,
-    id: Uuid,
-    w: &WebhookWrite<'_>,
-) -> Result<WebhookRow, sqlx::Error> {
+/// Inserts a whole row as given (a new webhook, or one restored from a backup).
+pub async fn insert(conn: &mut PgConnection, r: &WebhookRow) -> Result<WebhookRow, sqlx::Error> {
     sqlx::query_as(
         "INSERT INTO webhook_configurations
-           (id, provider, url, events, secret, secret_masked, key_id, enabled, description,
-            created_by, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+           (id, provider, url, events, secret, secret_masked, key_id, enabled, description, version,
+            created_at, updated_at, created_by, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          RETURNING *",
     )
-    .bind(id)
-    .bind(w.provider)
-    .bind(w.url)
-    .bind(w.events)
-    .bind(w.secret)
-    .bind(w.secret_masked)
-    .bind(w.key_id)
-    .bind(w.enabled)
-    .bind(w.description)
-    .bind(w.actor)
+    .bind(r.id)
+    .bind(&r.provider)
+    .bind(&r.url)
+    .bind(&r.events)
+    .bind(&r.secret)
+    .bind(&r.secret_masked)
+    .bind(&r.key_id)
+    .bind(r.enabled)
+    .bind(&r.description)
+    .bind(r.version)
+    .bind(r.created_at)
+    .bind(r.updated_at)
+    .bind(&r.created_by)
+    .bind(&r.updated_by)
     .fetch_one(conn)
     .await
 }
 
-pub async fn update(
-    conn: &mut PgConnection,
-    id: Uuid,
-    w: &WebhookWrite<'_>,
-) -> Result<WebhookRow, sqlx::Error> {
+/// Replaces a webhook's content with `r`'s, keeping its id; the version moves on.
+pub async fn update(conn: &mut PgConnection, r: &WebhookRow) -> Result<WebhookRow, sqlx::Error> {
     sqlx::query_as(
         "UPDATE webhook_configurations
             SET provider = $2, url = $3, events = $4, secret = $5, secret_masked = $6,
@@ -97,16 +83,16 @@ pub async fn update(
           WHERE id = $1
           RETURNING *",
     )
-    .bind(id)
-    .bind(w.provider)
-    .bind(w.url)
-    .bind(w.events)
-    .bind(w.secret)
-    .bind(w.secret_masked)
-    .bind(w.key_id)
-    .bind(w.enabled)
-    .bind(w.description)
-    .bind(w.actor)
+    .bind(r.id)
+    .bind(&r.provider)
+    .bind(&r.url)
+    .bind(&r.events)
+    .bind(&r.secret)
+    .bind(&r.secret_masked)
+    .bind(&r.key_id)
+    .bind(r.enabled)
+    .bind(&r.description)
+    .bind(&r.updated_by)
     .fetch_one(conn)
     .await
 }

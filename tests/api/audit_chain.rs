@@ -2,9 +2,9 @@
 //! naming an edited row.
 
 use chrono::Utc;
-use hsq_config::audit_chain::{self, Content, GENESIS};
-use hsq_config::audit_retention;
-use hsq_config::auth::Caller;
+use hsq_config::domain::audit_chain::{self, Content, GENESIS};
+use hsq_config::domain::audit_retention;
+use hsq_config::http::auth::Caller;
 use hsq_config::store::audit::AuditRow;
 use reqwest::Method;
 use serde_json::json;

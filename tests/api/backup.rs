@@ -1,9 +1,9 @@
 //! Backup and restore: round trip, no plaintext, cross-key restore, refused files, dry run and
 //! all-or-nothing restores.
 
-use hsq_config::auth::Caller;
-use hsq_config::backup::format::{self, Document};
-use hsq_config::backup::restore::{self, Mode, RestoreOptions};
+use hsq_config::domain::backup::format::{self, Document};
+use hsq_config::domain::backup::restore::{self, Mode, RestoreOptions};
+use hsq_config::http::auth::Caller;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use base64::Engine;
-use hsq_config::app::{AppState, Application};
+use hsq_config::app::Application;
 use hsq_config::config::{LogFormat, Settings};
+use hsq_config::state::AppState;
 use rand::RngCore;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -25,7 +26,7 @@ pub fn redis_url() -> String {
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
-        hsq_config::telemetry::init("debug", LogFormat::Pretty, std::io::stdout);
+        hsq_config::infra::telemetry::init("debug", LogFormat::Pretty, std::io::stdout);
     }
 });
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use hsq_config::config::Settings;
-use hsq_config::oauth::lock::Lock;
-use hsq_config::redis_store::Redis;
+use hsq_config::infra::lock::{Lock, Renewal};
+use hsq_config::infra::redis::Redis;
 
 use crate::helpers::{base_vars, clear_redis_prefix};
 
@@ -24,11 +24,13 @@ async fn a_lock_is_exclusive_renewed_while_held_and_released_only_by_its_owner()
             .expect("PTTL")
     };
 
-    let held = Lock::try_acquire(&redis, "test", ttl)
+    let held = Lock::try_acquire(&redis, "lock:test", ttl, Renewal::WhileHeld)
         .await
         .expect("redis")
         .expect("free");
-    let second = Lock::try_acquire(&redis, "test", ttl).await.expect("redis");
+    let second = Lock::try_acquire(&redis, "lock:test", ttl, Renewal::WhileHeld)
+        .await
+        .expect("redis");
     assert!(second.is_none(), "exclusive");
 
     // Renewal pushes the expiry back while the holder works (bounded polling).
@@ -57,7 +59,7 @@ async fn a_lock_is_exclusive_renewed_while_held_and_released_only_by_its_owner()
     assert!(!exists, "released");
 
     // A lock that expired and was taken by someone else is not deleted by its former owner.
-    let stale = Lock::try_acquire(&redis, "test", ttl)
+    let stale = Lock::try_acquire(&redis, "lock:test", ttl, Renewal::WhileHeld)
         .await
         .expect("redis")
         .expect("free again");

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use hsq_config::crypto::{Aad, KeyRing};
+use hsq_config::infra::crypto::{Aad, KeyRing};
 use reqwest::{Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};

@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
 
-use hsq_config::app::{AppState, Application};
+use hsq_config::app::Application;
 use hsq_config::config::Settings;
-use hsq_config::crypto::KeyRing;
-use hsq_config::store::backup::TokenRow;
+use hsq_config::infra::crypto::KeyRing;
+use hsq_config::state::AppState;
+use hsq_config::store::oauth_tokens::TokenRow;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -238,6 +239,6 @@ pub async fn replica_state(vars: &HashMap<String, String>) -> AppState {
 }
 
 /// The AAD the OAuth vault binds a token field to.
-fn token_aad_of(id: Uuid, field: &str) -> hsq_config::crypto::Aad {
-    hsq_config::crypto::Aad::new("oauth_tokens", id, field)
+fn token_aad_of(id: Uuid, field: &str) -> hsq_config::infra::crypto::Aad {
+    hsq_config::infra::crypto::Aad::new("oauth_tokens", id, field)
 }

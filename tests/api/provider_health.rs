@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hsq_config::crypto::Aad;
+use hsq_config::infra::crypto::Aad;
 use serde_json::{Value, json};
 
 use crate::fake_providers::{Behaviour, FakeProviders};
@@ -57,7 +57,7 @@ async fn connect(app: &TestApp, provider: &str, environment: &str, token: &str, 
     .await
     .expect("config");
     let id = uuid::Uuid::new_v4();
-    let sealed = app.state().keyring.seal(
+    let sealed = app.state().keyring().seal(
         token.as_bytes(),
         &Aad::new("oauth_tokens", id, "access_token"),
     );
@@ -70,7 +70,7 @@ async fn connect(app: &TestApp, provider: &str, environment: &str, token: &str, 
     .bind(provider)
     .bind(environment)
     .bind(sealed)
-    .bind(app.state().keyring.current_id().to_string())
+    .bind(app.state().keyring().current_id().to_string())
     .bind(realm)
     .execute(&app.db.pool)
     .await
@@ -343,8 +343,8 @@ async fn the_monitor_validates_each_enabled_integration_once_per_round_across_re
 
     for round in [1001_u64, 1002] {
         let (a, b) = tokio::join!(
-            hsq_config::monitor::run_round(app.state(), round),
-            hsq_config::monitor::run_round(&sibling, round)
+            hsq_config::domain::monitor::run_round(app.state(), round),
+            hsq_config::domain::monitor::run_round(&sibling, round)
         );
         let ran: Vec<_> = [a.expect("round a"), b.expect("round b")]
             .into_iter()

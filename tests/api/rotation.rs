@@ -166,7 +166,7 @@ async fn rotation_survives_kill_9_while_the_api_serves_and_the_old_key_can_then_
             .expect("secrets");
     for (id, sealed) in hook_secrets {
         keyring(&only_b)
-            .open(&sealed, &hsq_config::webhooks::secret_aad(id))
+            .open(&sealed, &hsq_config::domain::webhooks::secret_aad(id))
             .expect("opens under B alone");
     }
     stop_only_b.cancel();

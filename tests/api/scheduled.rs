@@ -1,9 +1,9 @@
 //! Scheduled backups, driven a round at a time: files in BACKUP_DIR, retention, the lease and
 //! the health report.
 
-use hsq_config::backup::format;
-use hsq_config::backup::schedule::{Round, run_backup_round};
-use hsq_config::lease;
+use hsq_config::domain::backup::format;
+use hsq_config::domain::backup::schedule::{Round, run_backup_round};
+use hsq_config::infra::lock::{Lock, Renewal};
 use serde_json::Value;
 
 use crate::helpers::TestApp;
@@ -86,10 +86,15 @@ async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
         .expect("age the file");
 
     // Another replica holding the lease makes this round step aside.
-    let held = lease::acquire(&state.redis, "backup", std::time::Duration::from_secs(60))
-        .await
-        .expect("redis")
-        .expect("free");
+    let held = Lock::try_acquire(
+        &state.redis,
+        "lease:backup",
+        std::time::Duration::from_secs(60),
+        Renewal::None,
+    )
+    .await
+    .expect("redis")
+    .expect("free");
     let mut redis = state.redis.conn().await.expect("redis");
     let held_key: bool = redis::cmd("EXISTS")
         .arg(format!("{}lease:backup", app.prefix()))
@@ -104,7 +109,7 @@ async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
         run_backup_round(&state).await.expect("round"),
         Round::Skipped
     ));
-    held.release(&state.redis).await.expect("release");
+    held.release().await;
     assert!(matches!(
         run_backup_round(&state).await.expect("round"),
         Round::Written { .. }

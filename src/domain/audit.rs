@@ -1,0 +1,141 @@
+//! Audit records: who did what to which resource, written in the change's own transaction.
+
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+
+use crate::domain::{Environment, Provider, Role};
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::store::audit::{self as rows, NewAuditRow};
+
+/// What an audit row is about.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub provider: Option<Provider>,
+    pub environment: Option<Environment>,
+}
+
+impl Resource {
+    pub fn integration(provider: Provider, environment: Environment) -> Self {
+        Self {
+            kind: "integration_config",
+            id: Some(format!("{provider}/{environment}")),
+            provider: Some(provider),
+            environment: Some(environment),
+        }
+    }
+
+    pub fn webhook(id: Option<String>) -> Self {
+        Self {
+            kind: "webhook_configuration",
+            id,
+            provider: None,
+            environment: None,
+        }
+    }
+
+    pub fn api_token(id: Option<String>) -> Self {
+        Self {
+            kind: "api_token",
+            id,
+            provider: None,
+            environment: None,
+        }
+    }
+}
+
+/// Builds the row for an action by this caller.
+pub fn row(
+    caller: &Caller,
+    action: &str,
+    resource: &Resource,
+    success: bool,
+    details: Value,
+) -> NewAuditRow {
+    NewAuditRow {
+        actor_token_id: caller.token_id,
+        actor_name: caller.name.clone(),
+        actor_ip: caller.meta.client_ip.clone(),
+        request_id: caller.meta.request_id.clone(),
+        user_agent: caller.meta.user_agent.clone(),
+        action: action.to_owned(),
+        resource_type: resource.kind.to_owned(),
+        resource_id: resource.id.clone(),
+        provider: resource.provider.map(|p| p.to_string()),
+        environment: resource.environment.map(|e| e.to_string()),
+        success,
+        details,
+    }
+}
+
+/// Writes an audit row inside the caller's transaction. If it fails, the change must not
+/// happen: the error is a 503 and the transaction is rolled back when dropped.
+pub async fn write(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), ApiError> {
+    let result = rows::insert(conn, row).await;
+    crate::infra::metrics::AUDIT_WRITES
+        .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
+        .inc();
+    result.map(|_| ()).map_err(ApiError::AuditUnavailable)
+}
+
+/// Records a refused attempt (403, 412, 409, 422) on its own; a failure here is logged,
+/// not returned, so the client still learns why it was refused.
+pub async fn record_refusal(
+    db: &PgPool,
+    caller: &Caller,
+    action: &str,
+    resource: &Resource,
+    error: &ApiError,
+) {
+    let refused = matches!(
+        error,
+        ApiError::Forbidden
+            | ApiError::Validation(_)
+            | ApiError::PreconditionFailed
+            | ApiError::Conflict(_)
+            | ApiError::BadRequest(_)
+            | ApiError::UnsupportedMediaType
+    );
+    if !refused {
+        return;
+    }
+    let fields: Vec<&str> = match error {
+        ApiError::Validation(errors) => errors.iter().map(|e| e.field.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    let details = json!({ "error": error.code(), "fields": fields });
+    let record = row(caller, action, resource, false, details);
+    let result = async {
+        let mut conn = db.acquire().await?;
+        rows::insert(&mut conn, &record).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, action, "could not write the audit row of a refused request");
+    }
+}
+
+/// Runs `f` as `action` on `resource`; refusals (including a wrong role) are audited.
+pub async fn attempt<T, F>(
+    db: &PgPool,
+    caller: &Caller,
+    allowed: &[Role],
+    action: &str,
+    resource: &Resource,
+    f: F,
+) -> Result<T, ApiError>
+where
+    F: Future<Output = Result<T, ApiError>>,
+{
+    let result = if caller.has_role(allowed) {
+        f.await
+    } else {
+        Err(ApiError::Forbidden)
+    };
+    if let Err(error) = &result {
+        record_refusal(db, caller, action, resource, error).await;
+    }
+    result
+}

@@ -1,0 +1,252 @@
+//! Tamper evidence for the audit log: a hash chain over every row.
+//!
+//! Each row's hash is SHA-256 over a domain label, the previous row's hash and the canonical
+//! JSON of the row's content (id, time, actor, action, resource, outcome, details). Writers
+//! append under a lock on the one-row chain head (`store::audit::insert`), so chain order is id
+//! order. Retention deletes a prefix of the chain and records the hash of the last row it
+//! deleted as a checkpoint, from which the remaining rows still verify.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::infra::canonical;
+use crate::store::audit::{AuditRow, NewAuditRow};
+use crate::store::audit_chain as chain;
+
+const LABEL: &[u8] = b"hsq-config audit chain v1\0";
+/// The `prev_hash` of the first row ever written.
+pub const GENESIS: [u8; 32] = [0; 32];
+const PAGE: i64 = 1000;
+
+/// The hashed content of one audit row, in its canonical JSON form.
+pub struct Content(Value);
+
+impl Content {
+    /// The content of a row about to be written, with the id and time PostgreSQL assigned.
+    pub fn of_new(id: i64, occurred_at: DateTime<Utc>, row: &NewAuditRow, details: &Value) -> Self {
+        Self::build(Fields {
+            id,
+            occurred_at,
+            actor_token_id: row.actor_token_id,
+            actor_name: &row.actor_name,
+            actor_ip: row.actor_ip.as_deref(),
+            request_id: row.request_id.as_deref(),
+            user_agent: row.user_agent.as_deref(),
+            action: &row.action,
+            resource_type: &row.resource_type,
+            resource_id: row.resource_id.as_deref(),
+            provider: row.provider.as_deref(),
+            environment: row.environment.as_deref(),
+            success: row.success,
+            details,
+        })
+    }
+
+    /// The content of a stored row, as `audit verify` reads it back.
+    pub fn of_stored(row: &AuditRow) -> Self {
+        Self::build(Fields {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            actor_token_id: row.actor_token_id,
+            actor_name: &row.actor_name,
+            actor_ip: row.actor_ip.as_deref(),
+            request_id: row.request_id.as_deref(),
+            user_agent: row.user_agent.as_deref(),
+            action: &row.action,
+            resource_type: &row.resource_type,
+            resource_id: row.resource_id.as_deref(),
+            provider: row.provider.as_deref(),
+            environment: row.environment.as_deref(),
+            success: row.success,
+            details: &row.details.0,
+        })
+    }
+
+    fn build(f: Fields<'_>) -> Self {
+        Self(json!({
+            "id": f.id,
+            // PostgreSQL keeps microseconds; so does the hash.
+            "occurred_at": f.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            "actor_token_id": f.actor_token_id,
+            "actor_name": f.actor_name,
+            "actor_ip": f.actor_ip,
+            "request_id": f.request_id,
+            "user_agent": f.user_agent,
+            "action": f.action,
+            "resource_type": f.resource_type,
+            "resource_id": f.resource_id,
+            "provider": f.provider,
+            "environment": f.environment,
+            "success": f.success,
+            "details": f.details,
+        }))
+    }
+}
+
+struct Fields<'a> {
+    id: i64,
+    occurred_at: DateTime<Utc>,
+    actor_token_id: Option<Uuid>,
+    actor_name: &'a str,
+    actor_ip: Option<&'a str>,
+    request_id: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    action: &'a str,
+    resource_type: &'a str,
+    resource_id: Option<&'a str>,
+    provider: Option<&'a str>,
+    environment: Option<&'a str>,
+    success: bool,
+    details: &'a Value,
+}
+
+/// `SHA-256(label ‖ prev_hash ‖ canonical(content))`.
+pub fn row_hash(prev_hash: &[u8], content: &Content) -> Vec<u8> {
+    Sha256::new()
+        .chain_update(LABEL)
+        .chain_update(prev_hash)
+        .chain_update(canonical::to_vec(&content.0))
+        .finalize()
+        .to_vec()
+}
+
+/// Where and why the chain stops verifying.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Break {
+    pub row_id: i64,
+    pub reason: String,
+}
+
+/// The outcome of `hsq-config audit verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub rows_verified: u64,
+    pub unchained_rows: i64,
+    pub starts_after_checkpoint: Option<i64>,
+    pub first_break: Option<Break>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.first_break.is_none()
+    }
+}
+
+/// Walks the chain from the latest retention checkpoint (or the genesis hash) and reports the
+/// first row whose content, link or position does not verify.
+pub async fn verify(db: &PgPool) -> Result<VerifyReport, sqlx::Error> {
+    // One snapshot: rows appended or deleted by retention while we read do not look like
+    // breaks.
+    let mut tx = db.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let checkpoint = chain::latest_checkpoint(&mut tx).await?;
+    let mut expected_prev = checkpoint
+        .as_ref()
+        .map_or(GENESIS.to_vec(), |(_, h)| h.clone());
+    let mut after = checkpoint.as_ref().map_or(0, |(id, _)| *id);
+    let mut report = VerifyReport {
+        rows_verified: 0,
+        unchained_rows: chain::unchained_count(&mut tx).await?,
+        starts_after_checkpoint: checkpoint.as_ref().map(|(id, _)| *id),
+        first_break: None,
+    };
+    let mut last_id = checkpoint.as_ref().map(|(id, _)| *id);
+    loop {
+        let page = chain::chained_page(&mut tx, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for row in &page {
+            if let Some(reason) = check(row, &expected_prev) {
+                report.first_break = Some(Break {
+                    row_id: row.id,
+                    reason,
+                });
+                return Ok(report);
+            }
+            expected_prev = row.hash.clone().unwrap_or_default();
+            last_id = Some(row.id);
+            report.rows_verified += 1;
+        }
+    }
+    // The head names the newest row: rows cut from the end of the chain show up here.
+    let (head_id, head_hash) = chain::head(&mut tx).await?;
+    tx.rollback().await?;
+    if head_id != last_id || head_hash != expected_prev {
+        report.first_break = Some(Break {
+            row_id: head_id.unwrap_or_default(),
+            reason: format!(
+                "the chain head names row {} but the last row that verifies is {}; rows were removed from the end",
+                head_id.map_or_else(|| "none".to_owned(), |id| id.to_string()),
+                last_id.map_or_else(|| "none".to_owned(), |id| id.to_string())
+            ),
+        });
+    }
+    Ok(report)
+}
+
+fn check(row: &AuditRow, expected_prev: &[u8]) -> Option<String> {
+    let prev = row.prev_hash.as_deref().unwrap_or_default();
+    if prev != expected_prev {
+        return Some(
+            "its prev_hash is not the hash of the row before it: a row before it was removed, inserted or re-hashed".into(),
+        );
+    }
+    let recomputed = row_hash(prev, &Content::of_stored(row));
+    if row.hash.as_deref() != Some(recomputed.as_slice()) {
+        return Some("its content does not match its hash: the row was edited".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NewAuditRow {
+        NewAuditRow {
+            actor_token_id: None,
+            actor_name: "admin".into(),
+            actor_ip: Some("127.0.0.1".into()),
+            request_id: Some("r1".into()),
+            user_agent: None,
+            action: "config_created".into(),
+            resource_type: "integration_config".into(),
+            resource_id: Some("stripe/sandbox".into()),
+            provider: Some("stripe".into()),
+            environment: Some("sandbox".into()),
+            success: true,
+            details: json!({"changed_fields": ["enabled"]}),
+        }
+    }
+
+    #[test]
+    fn the_hash_covers_content_and_the_previous_hash() {
+        let at = Utc::now();
+        let row = sample();
+        let base = row_hash(&GENESIS, &Content::of_new(1, at, &row, &row.details));
+        assert_eq!(
+            base,
+            row_hash(&GENESIS, &Content::of_new(1, at, &row, &row.details))
+        );
+        assert_ne!(
+            base,
+            row_hash(&[1; 32], &Content::of_new(1, at, &row, &row.details))
+        );
+        assert_ne!(
+            base,
+            row_hash(&GENESIS, &Content::of_new(2, at, &row, &row.details))
+        );
+        let mut edited = sample();
+        edited.success = false;
+        assert_ne!(
+            base,
+            row_hash(&GENESIS, &Content::of_new(1, at, &edited, &edited.details))
+        );
+    }
+}

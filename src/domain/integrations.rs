@@ -1,0 +1,537 @@
+//! Integration configurations: validate, seal, mask, store and audit in one transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+use sqlx::types::Json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::audit::{self, Resource};
+use crate::domain::mask::mask;
+use crate::domain::{Environment, Provider};
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::infra::crypto::{Aad, KeyRing, SecretMap};
+use crate::providers;
+use crate::store::integrations::{self as rows, ConfigRow};
+
+const TABLE: &str = "integration_configs";
+
+/// The AAD of a config's sealed secrets: bound to its row.
+pub fn secrets_aad(id: Uuid) -> Aad {
+    Aad::new(TABLE, id, "secrets")
+}
+
+/// Body of `PUT /api/config/integrations/{provider}/{environment}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigInput {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Plain settings; the provider's schema says which.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub settings: Map<String, Value>,
+    /// Secret values, sealed at rest and masked on read.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub secrets: SecretMap,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The result of the last live validation, if any.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastValidation {
+    pub at: DateTime<Utc>,
+    pub status: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A configuration as every read returns it: secrets masked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigView {
+    pub id: Uuid,
+    pub provider: Provider,
+    pub environment: Environment,
+    pub enabled: bool,
+    #[schema(value_type = Object)]
+    pub settings: Map<String, Value>,
+    /// Masked values, e.g. `sk_te***...***4242`.
+    pub secrets: BTreeMap<String, String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+    pub last_validation: Option<LastValidation>,
+}
+
+impl TryFrom<ConfigRow> for ConfigView {
+    type Error = ApiError;
+
+    fn try_from(row: ConfigRow) -> Result<Self, ApiError> {
+        let corrupt = |e: String| ApiError::Internal(anyhow::anyhow!("bad row: {e}"));
+        Ok(Self {
+            id: row.id,
+            provider: row.provider.parse().map_err(corrupt)?,
+            environment: row.environment.parse().map_err(corrupt)?,
+            enabled: row.enabled,
+            settings: row.settings.0,
+            secrets: row.secrets_masked.0,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            created_by: row.created_by,
+            updated_by: row.updated_by,
+            last_validation: row.last_validated_at.map(|at| LastValidation {
+                at,
+                status: row.last_validation_status,
+                detail: row.last_validation_detail,
+            }),
+        })
+    }
+}
+
+/// Decrypted secrets, returned only by reveal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevealedSecrets {
+    pub provider: Provider,
+    pub environment: Environment,
+    pub version: i64,
+    #[serde(serialize_with = "expose_map")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub secrets: SecretMap,
+}
+
+fn expose_map<S: serde::Serializer>(map: &SecretMap, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(map.len()))?;
+    for (k, v) in map {
+        out.serialize_entry(k, v.expose_secret())?;
+    }
+    out.end()
+}
+
+/// `If-Match`: any existing version, or exactly this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    Exists,
+    Version(i64),
+}
+
+impl Precondition {
+    fn check(self, current: Option<i64>) -> Result<(), ApiError> {
+        match (self, current) {
+            (Precondition::Exists, Some(_)) => Ok(()),
+            (Precondition::Version(want), Some(have)) if want == have => Ok(()),
+            _ => Err(ApiError::PreconditionFailed),
+        }
+    }
+}
+
+pub async fn list(db: &PgPool) -> Result<Vec<ConfigView>, ApiError> {
+    rows::list(db)
+        .await?
+        .into_iter()
+        .map(ConfigView::try_from)
+        .collect()
+}
+
+pub async fn get(
+    db: &PgPool,
+    provider: Provider,
+    environment: Environment,
+) -> Result<ConfigView, ApiError> {
+    let mut conn = db.acquire().await?;
+    rows::find(&mut conn, provider.as_str(), environment.as_str())
+        .await?
+        .ok_or_else(|| not_configured(provider, environment))?
+        .try_into()
+}
+
+fn not_configured(provider: Provider, environment: Environment) -> ApiError {
+    ApiError::not_found(format!("{provider} has no {environment} configuration"))
+}
+
+/// Creates or replaces a configuration. Returns the view and whether it was created.
+pub async fn put(
+    db: &PgPool,
+    keys: &KeyRing,
+    caller: &Caller,
+    provider: Provider,
+    environment: Environment,
+    input: ConfigInput,
+    precondition: Option<Precondition>,
+) -> Result<(ConfigView, bool), ApiError> {
+    let settings = providers::with_defaults(provider, input.settings);
+    providers::validate(provider, environment, &settings, &input.secrets)
+        .map_err(ApiError::Validation)?;
+
+    let mut tx = db.begin().await?;
+    let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str()).await?;
+    if let Some(p) = precondition {
+        p.check(existing.as_ref().map(|r| r.version))?;
+    }
+    let before = existing.as_ref().map(|row| Snapshot::of(row, keys));
+    let after = Snapshot {
+        enabled: input.enabled,
+        settings,
+        secrets: Some(input.secrets),
+    };
+    let row = write(
+        &mut tx,
+        keys,
+        caller,
+        (provider, environment),
+        existing.as_ref(),
+        &after,
+    )
+    .await?;
+    let action = if existing.is_some() {
+        "config_replaced"
+    } else {
+        "config_created"
+    };
+    let details = changes(before.as_ref(), &after);
+    audit::write(
+        &mut tx,
+        &audit::row(
+            caller,
+            action,
+            &Resource::integration(provider, environment),
+            true,
+            details,
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((row.try_into()?, existing.is_none()))
+}
+
+/// Applies a JSON merge patch to `{enabled, settings, secrets}`.
+pub async fn patch(
+    db: &PgPool,
+    keys: &KeyRing,
+    caller: &Caller,
+    provider: Provider,
+    environment: Environment,
+    patch: Value,
+    precondition: Option<Precondition>,
+) -> Result<ConfigView, ApiError> {
+    let Value::Object(patch) = patch else {
+        return Err(ApiError::field(
+            "body",
+            "a merge patch must be a JSON object",
+        ));
+    };
+    for key in patch.keys() {
+        if !matches!(key.as_str(), "enabled" | "settings" | "secrets") {
+            return Err(ApiError::field(
+                key.clone(),
+                "unknown field; expected enabled, settings or secrets",
+            ));
+        }
+    }
+    let mut tx = db.begin().await?;
+    let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str())
+        .await?
+        .ok_or_else(|| not_configured(provider, environment))?;
+    if let Some(p) = precondition {
+        p.check(Some(existing.version))?;
+    }
+    let current_secrets = keys.open_map(&existing.secrets, &secrets_aad(existing.id))?;
+    let before = Snapshot {
+        enabled: existing.enabled,
+        settings: existing.settings.0.clone(),
+        secrets: Some(current_secrets),
+    };
+    let after = before.patched(&patch)?;
+    providers::validate(provider, environment, &after.settings, after.secrets())
+        .map_err(ApiError::Validation)?;
+    let row = write(
+        &mut tx,
+        keys,
+        caller,
+        (provider, environment),
+        Some(&existing),
+        &after,
+    )
+    .await?;
+    audit::write(
+        &mut tx,
+        &audit::row(
+            caller,
+            "config_patched",
+            &Resource::integration(provider, environment),
+            true,
+            changes(Some(&before), &after),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    row.try_into()
+}
+
+pub async fn delete(
+    db: &PgPool,
+    caller: &Caller,
+    provider: Provider,
+    environment: Environment,
+    precondition: Option<Precondition>,
+) -> Result<(), ApiError> {
+    let mut tx = db.begin().await?;
+    let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str())
+        .await?
+        .ok_or_else(|| not_configured(provider, environment))?;
+    if let Some(p) = precondition {
+        p.check(Some(existing.version))?;
+    }
+    let tokens = crate::store::oauth_tokens::count_for_config(&mut tx, existing.id).await?;
+    rows::delete(&mut tx, existing.id).await?;
+    audit::write(
+        &mut tx,
+        &audit::row(
+            caller,
+            "config_deleted",
+            &Resource::integration(provider, environment),
+            true,
+            json!({ "version": existing.version, "oauth_tokens_removed": tokens }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Decrypts the secrets for a caller allowed to see them, and audits the read first.
+pub async fn reveal(
+    db: &PgPool,
+    keys: &KeyRing,
+    caller: &Caller,
+    provider: Provider,
+    environment: Environment,
+) -> Result<RevealedSecrets, ApiError> {
+    let mut tx = db.begin().await?;
+    let row = rows::find(&mut tx, provider.as_str(), environment.as_str())
+        .await?
+        .ok_or_else(|| not_configured(provider, environment))?;
+    let secrets = keys.open_map(&row.secrets, &secrets_aad(row.id))?;
+    let names: Vec<&String> = secrets.keys().collect();
+    audit::write(
+        &mut tx,
+        &audit::row(
+            caller,
+            "secret_revealed",
+            &Resource::integration(provider, environment),
+            true,
+            json!({ "fields": names, "version": row.version }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(RevealedSecrets {
+        provider,
+        environment,
+        version: row.version,
+        secrets,
+    })
+}
+
+/// The decrypted secrets of a config, for internal callers (OAuth, validation).
+pub async fn open_secrets(
+    db: &PgPool,
+    keys: &KeyRing,
+    provider: Provider,
+    environment: Environment,
+) -> Result<Option<(ConfigRow, SecretMap)>, ApiError> {
+    let mut conn = db.acquire().await?;
+    let Some(row) = rows::find(&mut conn, provider.as_str(), environment.as_str()).await? else {
+        return Ok(None);
+    };
+    let secrets = keys.open_map(&row.secrets, &secrets_aad(row.id))?;
+    Ok(Some((row, secrets)))
+}
+
+/// Seals, masks and writes `doc` as the config of `provider`/`environment`: a new row, or
+/// `existing` with its content replaced.
+async fn write(
+    tx: &mut sqlx::PgConnection,
+    keys: &KeyRing,
+    caller: &Caller,
+    (provider, environment): (Provider, Environment),
+    existing: Option<&ConfigRow>,
+    doc: &Snapshot,
+) -> Result<ConfigRow, ApiError> {
+    let id = existing.map_or_else(Uuid::new_v4, |r| r.id);
+    let secrets = doc.secrets();
+    let now = Utc::now();
+    let row = ConfigRow {
+        id,
+        provider: provider.to_string(),
+        environment: environment.to_string(),
+        enabled: doc.enabled,
+        settings: Json(doc.settings.clone()),
+        secrets: keys.seal_map(secrets, &secrets_aad(id)),
+        secrets_masked: Json(
+            secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), mask(v.expose_secret())))
+                .collect(),
+        ),
+        key_id: keys.current_id().to_string(),
+        version: existing.map_or(1, |r| r.version),
+        created_at: existing.map_or(now, |r| r.created_at),
+        updated_at: now,
+        created_by: existing.map_or(Some(caller.name.clone()), |r| r.created_by.clone()),
+        updated_by: Some(caller.name.clone()),
+        last_validated_at: existing.and_then(|r| r.last_validated_at),
+        last_validation_status: existing.and_then(|r| r.last_validation_status.clone()),
+        last_validation_detail: existing.and_then(|r| r.last_validation_detail.clone()),
+    };
+    Ok(match existing {
+        Some(_) => rows::update(tx, &row).await?,
+        None => rows::insert(tx, &row).await?,
+    })
+}
+
+/// A config's content before or after a change; `secrets` is None when it could not be opened.
+struct Snapshot {
+    enabled: bool,
+    settings: Map<String, Value>,
+    secrets: Option<SecretMap>,
+}
+
+static EMPTY: SecretMap = BTreeMap::new();
+
+impl Snapshot {
+    fn of(row: &ConfigRow, keys: &KeyRing) -> Self {
+        Self {
+            enabled: row.enabled,
+            settings: row.settings.0.clone(),
+            secrets: keys.open_map(&row.secrets, &secrets_aad(row.id)).ok(),
+        }
+    }
+
+    fn secrets(&self) -> &SecretMap {
+        self.secrets.as_ref().unwrap_or(&EMPTY)
+    }
+
+    fn patched(&self, patch: &Map<String, Value>) -> Result<Self, ApiError> {
+        let mut enabled = self.enabled;
+        match patch.get("enabled") {
+            None => {}
+            Some(Value::Bool(b)) => enabled = *b,
+            Some(Value::Null) => enabled = true,
+            Some(_) => {
+                return Err(ApiError::field(
+                    "enabled",
+                    "invalid value; expected a boolean",
+                ));
+            }
+        }
+        let mut settings = Value::Object(self.settings.clone());
+        if let Some(p) = patch.get("settings") {
+            if !p.is_object() {
+                return Err(ApiError::field(
+                    "settings",
+                    "invalid value; expected an object",
+                ));
+            }
+            crate::http::json::merge_patch(&mut settings, p);
+        }
+        let mut secrets = self.secrets().clone();
+        match patch.get("secrets") {
+            None => {}
+            Some(Value::Object(changes)) => {
+                for (name, value) in changes {
+                    match value {
+                        Value::Null => {
+                            secrets.remove(name);
+                        }
+                        Value::String(s) => {
+                            secrets.insert(name.clone(), SecretString::from(s.clone()));
+                        }
+                        _ => {
+                            return Err(ApiError::field(
+                                format!("secrets.{name}"),
+                                "invalid value; expected a string or null",
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(ApiError::field(
+                    "secrets",
+                    "invalid value; expected an object",
+                ));
+            }
+        }
+        Ok(Self {
+            enabled,
+            settings: match settings {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            secrets: Some(secrets),
+        })
+    }
+}
+
+/// Names of changed fields with plain before/after values; secrets only say that they changed.
+fn changes(before: Option<&Snapshot>, after: &Snapshot) -> Value {
+    let mut changed = Map::new();
+    let before_enabled = before.map(|b| b.enabled);
+    if before_enabled != Some(after.enabled) {
+        changed.insert(
+            "enabled".into(),
+            json!({ "before": before_enabled, "after": after.enabled }),
+        );
+    }
+    let empty = Map::new();
+    let before_settings = before.map_or(&empty, |b| &b.settings);
+    let names: std::collections::BTreeSet<&String> = before_settings
+        .keys()
+        .chain(after.settings.keys())
+        .collect();
+    for name in names {
+        let (b, a) = (before_settings.get(name), after.settings.get(name));
+        if b != a {
+            changed.insert(
+                format!("settings.{name}"),
+                json!({ "before": b, "after": a }),
+            );
+        }
+    }
+    let before_secrets = before.and_then(|b| b.secrets.as_ref());
+    let after_secrets = after.secrets();
+    let names: std::collections::BTreeSet<&String> = before_secrets
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .chain(after_secrets.keys())
+        .collect();
+    for name in names {
+        let b = before_secrets.and_then(|m| m.get(name));
+        let a = after_secrets.get(name);
+        let change = match (b, a) {
+            (None, Some(_)) if before.is_some() && before_secrets.is_none() => "replaced",
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            (Some(x), Some(y)) if x.expose_secret() != y.expose_secret() => "replaced",
+            _ => continue,
+        };
+        changed.insert(format!("secrets.{name}"), json!({ "secret": change }));
+    }
+    json!({
+        "changed_fields": changed.keys().cloned().collect::<Vec<_>>(),
+        "changes": changed,
+    })
+}

@@ -1,0 +1,10 @@
+//! Infrastructure below the domain: encryption, Redis and its locks, circuit breakers,
+//! canonical JSON, metrics and logging. Nothing here knows about configs, tokens or audit rows.
+
+pub mod breaker;
+pub mod canonical;
+pub mod crypto;
+pub mod lock;
+pub mod metrics;
+pub mod redis;
+pub mod telemetry;

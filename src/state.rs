@@ -1,0 +1,66 @@
+//! `AppState`: what every handler, domain function and background job is handed.
+//!
+//! It lives below the domain and imports nothing from it, so any module may take it without
+//! an import loop. Building it connects to nothing: the pool, Redis and the HTTP client all
+//! connect lazily, so the CLI's operator commands use the same state as the server.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::infra::breaker::Breakers;
+use crate::infra::crypto::KeyRing;
+use crate::infra::redis::Redis;
+use crate::store;
+
+/// Shared by every handler through `State`, and by background jobs and CLI commands.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: Redis,
+    pub settings: Arc<Settings>,
+    pub admin_token_hash: Option<Arc<Vec<u8>>>,
+    /// Outbound HTTP to the providers: rustls, no redirects followed, bounded by a timeout
+    /// (validation calls set their own, `CONFIG_VALIDATION_TIMEOUT`).
+    pub http: reqwest::Client,
+    pub breakers: Arc<Breakers>,
+    /// The last health-monitor round this process ran, as the JSON it also stores in Redis:
+    /// what `/api/config/health` shows when Redis is away.
+    pub monitor_last: Arc<Mutex<Option<String>>>,
+}
+
+impl AppState {
+    /// Builds the state from settings without connecting to anything yet.
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let db = store::pool(&settings)?;
+        let redis = Redis::new(&settings)?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.oauth.provider_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("hsq-config/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            db,
+            breakers: Arc::new(Breakers::new(redis.clone(), settings.breaker)),
+            redis,
+            admin_token_hash: settings
+                .admin_api_token
+                .as_ref()
+                .map(|t| Arc::new(crate::infra::crypto::token_hash(t.expose_secret()))),
+            http,
+            monitor_last: Arc::new(Mutex::new(None)),
+            settings: Arc::new(settings),
+        })
+    }
+
+    /// The encryption keys (current and previous) every seal and open uses.
+    pub fn keyring(&self) -> &KeyRing {
+        &self.settings.keyring
+    }
+}

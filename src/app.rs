@@ -15,9 +15,10 @@ use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi;
 
 use crate::config::Settings;
-use crate::domain::{keyring_check, monitor, oauth};
+use crate::domain::{Provider, keyring_check, monitor, oauth};
 use crate::http::json::BodyLimit;
 use crate::http::middleware::{self, ClientKey};
 use crate::routes;
@@ -43,7 +44,11 @@ impl Application {
                 .await
                 .map_err(|e| anyhow::anyhow!("database migrations failed: {e}"))?;
         }
-        keyring_check::verify(&state.db, state.keyring()).await?;
+        let names: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
+        store::register_providers(&state.db, &names)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot register the providers: {e}"))?;
+        keyring_check::verify(&state).await?;
         if state.keyring().from_passphrase() {
             tracing::warn!(
                 "ENCRYPTION_KEY is a passphrase stretched with Argon2id; prefer 32 random bytes (`openssl rand -base64 32`)"
@@ -141,16 +146,14 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
         }
     });
 
-    // Everything under /api/config is rate limited per client.
-    let api = Router::new()
-        .merge(routes::integrations::router())
-        .merge(routes::webhooks::router())
-        .merge(routes::api_tokens::router())
-        .merge(routes::audit::router())
-        .merge(routes::status::router())
-        .merge(routes::backup::router())
-        .merge(routes::oauth::router())
-        .layer(GovernorLayer::new(governor).error_handler(middleware::rate_limit_response));
+    // Everything under /api/config is rate limited per client; health routes are not.
+    let (api, mut spec) = routes::api().split_for_parts();
+    let api =
+        api.layer(GovernorLayer::new(governor).error_handler(middleware::rate_limit_response));
+    let (health, health_spec) = routes::health::router().split_for_parts();
+    spec.merge(health_spec);
+    let mut doc = routes::docs::ApiDoc::openapi();
+    doc.merge(spec);
 
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(settings.cors_allowed_origins.clone()))
@@ -179,8 +182,8 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
 
     let mut app = Router::new()
         .merge(api)
-        .merge(routes::health::router())
-        .merge(routes::docs::router())
+        .merge(health)
+        .merge(routes::docs::router(doc))
         .merge(routes::metrics::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)

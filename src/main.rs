@@ -10,6 +10,7 @@ use hsq_config::config::Settings;
 use hsq_config::domain::backup::restore::Mode;
 use hsq_config::domain::operator;
 use hsq_config::infra::telemetry;
+use hsq_config::state::AppState;
 use hsq_config::store;
 
 #[derive(Parser)]
@@ -98,18 +99,12 @@ fn main() -> ExitCode {
             out,
             passphrase_file,
         } => runtime.block_on(async {
-            let settings = cli_settings()?;
+            let state = cli_state()?;
             let passphrase = passphrase_file
                 .as_deref()
                 .map(operator::read_passphrase)
                 .transpose()?;
-            operator::backup(
-                &settings,
-                out.as_deref(),
-                passphrase,
-                &mut std::io::stdout(),
-            )
-            .await
+            operator::backup(&state, out.as_deref(), passphrase, &mut std::io::stdout()).await
         }),
         Command::Restore {
             file,
@@ -117,13 +112,13 @@ fn main() -> ExitCode {
             mode,
             passphrase_file,
         } => runtime.block_on(async {
-            let settings = cli_settings()?;
+            let state = cli_state()?;
             let passphrase = passphrase_file
                 .as_deref()
                 .map(operator::read_passphrase)
                 .transpose()?;
             operator::restore(
-                &settings,
+                &state,
                 &file,
                 mode,
                 dry_run,
@@ -133,14 +128,14 @@ fn main() -> ExitCode {
             .await
         }),
         Command::RotateKey { check, batch_size } => runtime.block_on(async {
-            let settings = cli_settings()?;
-            operator::rotate_key(&settings, check, batch_size, &mut std::io::stdout()).await
+            let state = cli_state()?;
+            operator::rotate_key(&state, check, batch_size, &mut std::io::stdout()).await
         }),
         Command::Audit {
             command: AuditCommand::Verify,
         } => runtime.block_on(async {
-            let settings = cli_settings()?;
-            operator::audit_verify(&settings, &mut std::io::stdout()).await
+            let state = cli_state()?;
+            operator::audit_verify(&state, &mut std::io::stdout()).await
         }),
     };
     match result {
@@ -160,11 +155,11 @@ fn load_settings() -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
-/// Settings for the operator commands: their results go to stdout, so logs go to stderr.
-fn cli_settings() -> anyhow::Result<Settings> {
+/// The state of the operator commands: their results go to stdout, so logs go to stderr.
+fn cli_state() -> anyhow::Result<AppState> {
     let settings = Settings::from_env()?;
     telemetry::init(&settings.log_level, settings.log_format, std::io::stderr);
-    Ok(settings)
+    AppState::new(settings)
 }
 
 async fn serve() -> anyhow::Result<()> {

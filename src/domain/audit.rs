@@ -1,11 +1,12 @@
 //! Audit records: who did what to which resource, written in the change's own transaction.
 
 use serde_json::{Value, json};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use crate::domain::{Environment, Provider, Role};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::state::AppState;
 use crate::store::audit::{self as rows, NewAuditRow};
 
 /// What an audit row is about.
@@ -18,6 +19,16 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// A resource of `kind` that is not one row (a listing, the status page, the keyring).
+    pub fn of_kind(kind: &'static str) -> Self {
+        Self {
+            kind,
+            id: None,
+            provider: None,
+            environment: None,
+        }
+    }
+
     pub fn integration(provider: Provider, environment: Environment) -> Self {
         Self {
             kind: "integration_config",
@@ -83,7 +94,7 @@ pub async fn write(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), Api
 /// Records a refused attempt (403, 412, 409, 422) on its own; a failure here is logged,
 /// not returned, so the client still learns why it was refused.
 pub async fn record_refusal(
-    db: &PgPool,
+    state: &AppState,
     caller: &Caller,
     action: &str,
     resource: &Resource,
@@ -108,7 +119,7 @@ pub async fn record_refusal(
     let details = json!({ "error": error.code(), "fields": fields });
     let record = row(caller, action, resource, false, details);
     let result = async {
-        let mut conn = db.acquire().await?;
+        let mut conn = state.db.acquire().await?;
         rows::insert(&mut conn, &record).await
     }
     .await;
@@ -119,7 +130,7 @@ pub async fn record_refusal(
 
 /// Runs `f` as `action` on `resource`; refusals (including a wrong role) are audited.
 pub async fn attempt<T, F>(
-    db: &PgPool,
+    state: &AppState,
     caller: &Caller,
     allowed: &[Role],
     action: &str,
@@ -135,7 +146,7 @@ where
         Err(ApiError::Forbidden)
     };
     if let Err(error) = &result {
-        record_refusal(db, caller, action, resource, error).await;
+        record_refusal(state, caller, action, resource, error).await;
     }
     result
 }

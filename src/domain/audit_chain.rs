@@ -10,10 +10,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::infra::canonical;
+use crate::state::AppState;
 use crate::store::audit::{AuditRow, NewAuditRow};
 use crate::store::audit_chain as chain;
 
@@ -138,10 +138,10 @@ impl VerifyReport {
 
 /// Walks the chain from the latest retention checkpoint (or the genesis hash) and reports the
 /// first row whose content, link or position does not verify.
-pub async fn verify(db: &PgPool) -> Result<VerifyReport, sqlx::Error> {
+pub async fn verify(state: &AppState) -> Result<VerifyReport, sqlx::Error> {
     // One snapshot: rows appended or deleted by retention while we read do not look like
     // breaks.
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::audit::{self, Resource};
@@ -34,7 +33,7 @@ pub struct RetentionReport {
 /// Deletes the prefix of the chain older than `cutoff`, in batches of `BATCH` rows, each with
 /// its checkpoint in the same transaction; then writes one `audit_retention_applied` row.
 pub async fn apply(
-    db: &PgPool,
+    state: &AppState,
     cutoff: DateTime<Utc>,
     caller: &Caller,
 ) -> Result<RetentionReport, sqlx::Error> {
@@ -45,7 +44,7 @@ pub async fn apply(
         deleted_through_id: None,
     };
     loop {
-        let mut tx = db.begin().await?;
+        let mut tx = state.db.begin().await?;
         // Rows are chained in id order, so only a prefix may go: stop at the first young row.
         let oldest = chain::oldest_for_delete(&mut tx, BATCH).await?;
         let old: Vec<_> = oldest
@@ -69,7 +68,7 @@ pub async fn apply(
         }
     }
     if report.deleted > 0 {
-        let mut conn = db.acquire().await?;
+        let mut conn = state.db.acquire().await?;
         let details = json!({ "cutoff": cutoff, "deleted": report.deleted, "batches": report.batches,
                               "deleted_through_id": report.deleted_through_id });
         store::audit::insert(
@@ -88,12 +87,7 @@ pub async fn apply(
 }
 
 fn resource() -> Resource {
-    Resource {
-        kind: "audit_log",
-        id: None,
-        provider: None,
-        environment: None,
-    }
+    Resource::of_kind("audit_log")
 }
 
 /// Today's retention run, unless another replica already took today's: the Redis marker
@@ -105,7 +99,7 @@ pub async fn run_daily(state: &AppState) -> anyhow::Result<Option<RetentionRepor
     }
     let days = i64::from(state.settings.audit_log_retention_days);
     let cutoff = Utc::now() - chrono::Duration::days(days);
-    let report = apply(&state.db, cutoff, &Caller::system(ACTOR)).await?;
+    let report = apply(state, cutoff, &Caller::system(ACTOR)).await?;
     tracing::info!(deleted = report.deleted, %cutoff, "audit retention applied");
     Ok(Some(report))
 }

@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sqlx::PgPool;
 use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -18,6 +17,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::infra::crypto::{Aad, KeyRing, SecretMap};
 use crate::providers;
+use crate::state::AppState;
 use crate::store::integrations::{self as rows, ConfigRow};
 
 const TABLE: &str = "integration_configs";
@@ -137,8 +137,8 @@ impl Precondition {
     }
 }
 
-pub async fn list(db: &PgPool) -> Result<Vec<ConfigView>, ApiError> {
-    rows::list(db)
+pub async fn list(state: &AppState) -> Result<Vec<ConfigView>, ApiError> {
+    rows::list(&state.db)
         .await?
         .into_iter()
         .map(ConfigView::try_from)
@@ -146,11 +146,11 @@ pub async fn list(db: &PgPool) -> Result<Vec<ConfigView>, ApiError> {
 }
 
 pub async fn get(
-    db: &PgPool,
+    state: &AppState,
     provider: Provider,
     environment: Environment,
 ) -> Result<ConfigView, ApiError> {
-    let mut conn = db.acquire().await?;
+    let mut conn = state.db.acquire().await?;
     rows::find(&mut conn, provider.as_str(), environment.as_str())
         .await?
         .ok_or_else(|| not_configured(provider, environment))?
@@ -163,19 +163,19 @@ fn not_configured(provider: Provider, environment: Environment) -> ApiError {
 
 /// Creates or replaces a configuration. Returns the view and whether it was created.
 pub async fn put(
-    db: &PgPool,
-    keys: &KeyRing,
+    state: &AppState,
     caller: &Caller,
     provider: Provider,
     environment: Environment,
     input: ConfigInput,
     precondition: Option<Precondition>,
 ) -> Result<(ConfigView, bool), ApiError> {
+    let keys = state.keyring();
     let settings = providers::with_defaults(provider, input.settings);
     providers::validate(provider, environment, &settings, &input.secrets)
         .map_err(ApiError::Validation)?;
 
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str()).await?;
     if let Some(p) = precondition {
         p.check(existing.as_ref().map(|r| r.version))?;
@@ -218,14 +218,14 @@ pub async fn put(
 
 /// Applies a JSON merge patch to `{enabled, settings, secrets}`.
 pub async fn patch(
-    db: &PgPool,
-    keys: &KeyRing,
+    state: &AppState,
     caller: &Caller,
     provider: Provider,
     environment: Environment,
     patch: Value,
     precondition: Option<Precondition>,
 ) -> Result<ConfigView, ApiError> {
+    let keys = state.keyring();
     let Value::Object(patch) = patch else {
         return Err(ApiError::field(
             "body",
@@ -240,7 +240,7 @@ pub async fn patch(
             ));
         }
     }
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str())
         .await?
         .ok_or_else(|| not_configured(provider, environment))?;
@@ -281,13 +281,13 @@ pub async fn patch(
 }
 
 pub async fn delete(
-    db: &PgPool,
+    state: &AppState,
     caller: &Caller,
     provider: Provider,
     environment: Environment,
     precondition: Option<Precondition>,
 ) -> Result<(), ApiError> {
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str())
         .await?
         .ok_or_else(|| not_configured(provider, environment))?;
@@ -313,13 +313,13 @@ pub async fn delete(
 
 /// Decrypts the secrets for a caller allowed to see them, and audits the read first.
 pub async fn reveal(
-    db: &PgPool,
-    keys: &KeyRing,
+    state: &AppState,
     caller: &Caller,
     provider: Provider,
     environment: Environment,
 ) -> Result<RevealedSecrets, ApiError> {
-    let mut tx = db.begin().await?;
+    let keys = state.keyring();
+    let mut tx = state.db.begin().await?;
     let row = rows::find(&mut tx, provider.as_str(), environment.as_str())
         .await?
         .ok_or_else(|| not_configured(provider, environment))?;
@@ -347,12 +347,12 @@ pub async fn reveal(
 
 /// The decrypted secrets of a config, for internal callers (OAuth, validation).
 pub async fn open_secrets(
-    db: &PgPool,
-    keys: &KeyRing,
+    state: &AppState,
     provider: Provider,
     environment: Environment,
 ) -> Result<Option<(ConfigRow, SecretMap)>, ApiError> {
-    let mut conn = db.acquire().await?;
+    let keys = state.keyring();
+    let mut conn = state.db.acquire().await?;
     let Some(row) = rows::find(&mut conn, provider.as_str(), environment.as_str()).await? else {
         return Ok(None);
     };

@@ -3,9 +3,8 @@
 //! If any stored value names a key id the keyring lacks, the service refuses to start and
 //! names that id — before it writes anything, so it never overwrites data it cannot open.
 
-use sqlx::PgPool;
-
-use crate::infra::crypto::{Aad, KeyId, KeyRing};
+use crate::infra::crypto::{Aad, KeyId};
+use crate::state::AppState;
 use crate::store;
 
 const CANARY: &[u8] = b"hsq-config keyring canary";
@@ -30,14 +29,15 @@ pub enum KeyringError {
 }
 
 /// Verifies the keyring against the database, then records a canary for the current key.
-pub async fn verify(db: &PgPool, keys: &KeyRing) -> Result<(), KeyringError> {
+pub async fn verify(state: &AppState) -> Result<(), KeyringError> {
+    let keys = state.keyring();
     let configured = keys
         .ids()
         .iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    for id in store::keyring::key_ids_in_use(db).await? {
+    for id in store::keyring::key_ids_in_use(&state.db).await? {
         let known = KeyId::parse(&id).is_some_and(|k| keys.knows(k));
         if !known {
             return Err(KeyringError::UnknownKey {
@@ -46,7 +46,7 @@ pub async fn verify(db: &PgPool, keys: &KeyRing) -> Result<(), KeyringError> {
             });
         }
     }
-    for (id, canary) in store::keyring::canaries(db).await? {
+    for (id, canary) in store::keyring::canaries(&state.db).await? {
         match keys.open(&canary, &canary_aad(&id)) {
             Ok(plain) if plain.as_slice() == CANARY => {}
             _ => return Err(KeyringError::CanaryFailed(id)),
@@ -54,6 +54,6 @@ pub async fn verify(db: &PgPool, keys: &KeyRing) -> Result<(), KeyringError> {
     }
     let current = keys.current_id().to_string();
     let canary = keys.seal(CANARY, &canary_aad(&current));
-    store::keyring::insert_canary(db, &current, &canary).await?;
+    store::keyring::insert_canary(&state.db, &current, &canary).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod audit_chain;
+pub mod audit_log;
 pub mod audit_retention;
 pub mod backup;
 pub mod health;
@@ -88,6 +89,16 @@ impl Role {
     }
 }
 
+/// `a, b or c`: the values a closed set accepts, for error messages.
+pub fn one_of<T: fmt::Display>(all: &[T]) -> String {
+    let names: Vec<String> = all.iter().map(ToString::to_string).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 macro_rules! text_enum {
     ($t:ty, $what:literal, [$($v:expr),+]) => {
         impl fmt::Display for $t {
@@ -135,5 +146,7 @@ mod tests {
             assert_eq!(e.as_str().parse::<Environment>(), Ok(e));
         }
         assert!("xero".parse::<Provider>().unwrap_err().contains("hubspot"));
+        assert_eq!(one_of(&Environment::ALL), "sandbox or production");
+        assert_eq!(one_of(&Provider::ALL), "hubspot, stripe or quickbooks");
     }
 }

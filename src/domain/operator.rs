@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use secrecy::SecretString;
 
-use crate::config::Settings;
 use crate::domain::audit_chain;
 use crate::domain::backup::restore::{Mode, RestoreOptions};
 use crate::domain::backup::{self, format, schedule};
 use crate::domain::{keyring_check, rotation};
 use crate::http::auth::Caller;
 use crate::infra::crypto::KeyId;
-use crate::store;
+use crate::state::AppState;
 
 /// Reads a passphrase file (one line; a trailing newline is not part of it).
 pub fn read_passphrase(path: &Path) -> anyhow::Result<SecretString> {
@@ -32,14 +31,13 @@ pub fn read_passphrase(path: &Path) -> anyhow::Result<SecretString> {
 /// `hsq-config backup [--out FILE|-] [--passphrase-file F]`. Without `--out`, writes a new
 /// file into `BACKUP_DIR`.
 pub async fn backup(
-    settings: &Settings,
+    state: &AppState,
     out_path: Option<&Path>,
     passphrase: Option<SecretString>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let db = store::pool(settings)?;
-    let passphrase = passphrase.or_else(|| settings.backup.passphrase.clone());
-    let made = backup::create(&db, &settings.keyring, passphrase.as_ref()).await?;
+    let passphrase = passphrase.or_else(|| state.settings.backup.passphrase.clone());
+    let made = backup::create(state, passphrase.as_ref()).await?;
     let written: Option<PathBuf> = match out_path {
         Some(p) if p == Path::new("-") => {
             out.write_all(&made.bytes)?;
@@ -51,19 +49,19 @@ pub async fn backup(
                 .with_context(|| format!("cannot write {}", p.display()))?,
         ),
         None => Some(
-            schedule::write_new(&settings.backup.dir, &made.bytes)
+            schedule::write_new(&state.settings.backup.dir, &made.bytes)
                 .await
                 .with_context(|| {
                     format!(
                         "cannot write into BACKUP_DIR {}",
-                        settings.backup.dir.display()
+                        state.settings.backup.dir.display()
                     )
                 })?,
         ),
     };
     let file = written.as_ref().map(|p| p.display().to_string());
     backup::audit_created(
-        &db,
+        state,
         &Caller::system("cli:backup"),
         &made.summary,
         file.as_deref(),
@@ -81,7 +79,7 @@ pub async fn backup(
 
 /// `hsq-config restore FILE [--dry-run] [--mode merge|replace] [--passphrase-file F]`.
 pub async fn restore(
-    settings: &Settings,
+    state: &AppState,
     file: &Path,
     mode: Mode,
     dry_run: bool,
@@ -90,40 +88,32 @@ pub async fn restore(
 ) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let parsed = format::parse(&bytes, true).context("restore refused")?;
-    let db = store::pool(settings)?;
     // Never write under a keyring that cannot open what is stored.
-    keyring_check::verify(&db, &settings.keyring).await?;
-    let passphrase = passphrase.or_else(|| settings.backup.passphrase.clone());
+    keyring_check::verify(state).await?;
+    let passphrase = passphrase.or_else(|| state.settings.backup.passphrase.clone());
     let options = RestoreOptions {
         mode,
         dry_run,
         passphrase,
     };
-    let report = backup::restore::restore(
-        &db,
-        &settings.keyring,
-        &Caller::system("cli:restore"),
-        parsed,
-        &options,
-    )
-    .await
-    .context("restore refused")?;
+    let report = backup::restore::restore(state, &Caller::system("cli:restore"), parsed, &options)
+        .await
+        .context("restore refused")?;
     writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     Ok(())
 }
 
 /// `hsq-config rotate-key [--check] [--batch-size N]`.
 pub async fn rotate_key(
-    settings: &Settings,
+    state: &AppState,
     check: bool,
     batch_size: u32,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let db = store::pool(settings)?;
-    let keys = &settings.keyring;
+    let keys = state.keyring();
     let current = keys.current_id().to_string();
     if check {
-        let per_key = rotation::remaining(&db).await?;
+        let per_key = rotation::remaining(state).await?;
         let mut left = 0;
         for (id, count) in &per_key {
             let role = if *id == current {
@@ -143,10 +133,9 @@ pub async fn rotate_key(
         )?;
         return Ok(());
     }
-    keyring_check::verify(&db, keys).await?;
+    keyring_check::verify(state).await?;
     let report = rotation::rotate(
-        &db,
-        keys,
+        state,
         &Caller::system("cli:rotate-key"),
         batch_size,
         |n, batch| {
@@ -165,9 +154,8 @@ pub async fn rotate_key(
 }
 
 /// `hsq-config audit verify`: fails naming the first row where the chain breaks.
-pub async fn audit_verify(settings: &Settings, out: &mut impl Write) -> anyhow::Result<()> {
-    let db = store::pool(settings)?;
-    let report = audit_chain::verify(&db).await?;
+pub async fn audit_verify(state: &AppState, out: &mut impl Write) -> anyhow::Result<()> {
+    let report = audit_chain::verify(state).await?;
     writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     match report.first_break {
         None => {

@@ -18,6 +18,7 @@ use crate::domain::oauth::vault::{access_aad, refresh_aad};
 use crate::domain::webhooks::secret_aad;
 use crate::http::auth::Caller;
 use crate::infra::crypto::{KeyRing, OpenError};
+use crate::state::AppState;
 use crate::store::{self, rotation as rows};
 
 /// How many times a pass may find only rows locked by others before giving up.
@@ -66,24 +67,31 @@ pub struct RotationReport {
 }
 
 /// Rows (values) per key id still stored, for `rotate-key --check`.
-pub async fn remaining(db: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    store::keyring::values_per_key_id(db).await
+pub async fn remaining(state: &AppState) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    store::keyring::values_per_key_id(&state.db).await
 }
 
 /// Re-seals everything under the current key; `on_batch` sees each committed batch.
 pub async fn rotate(
-    db: &PgPool,
-    keys: &KeyRing,
+    state: &AppState,
     caller: &Caller,
     batch_size: u32,
     mut on_batch: impl FnMut(u64, &Rotated),
 ) -> Result<RotationReport, RotationError> {
+    let keys = state.keyring();
     let current = keys.current_id().to_string();
     let mut total = Rotated::default();
     let mut batches = 0;
     let mut idle = 0;
     loop {
-        let rotated = batch(db, keys, caller, &current, i64::from(batch_size.max(1))).await?;
+        let rotated = batch(
+            &state.db,
+            keys,
+            caller,
+            &current,
+            i64::from(batch_size.max(1)),
+        )
+        .await?;
         if rotated.total() > 0 {
             batches += 1;
             idle = 0;
@@ -91,7 +99,7 @@ pub async fn rotate(
             on_batch(batches, &rotated);
             continue;
         }
-        let left: i64 = remaining(db)
+        let left: i64 = remaining(state)
             .await?
             .iter()
             .filter(|(id, _)| *id != current)
@@ -107,7 +115,7 @@ pub async fn rotate(
         }
         tokio::time::sleep(IDLE_WAIT).await;
     }
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let retired = rows::retire_canaries(&mut tx, &current).await?;
     let details = json!({ "current_key_id": current, "batches": batches, "rotated": total, "retired_canaries": retired });
     store::audit::insert(
@@ -125,12 +133,7 @@ pub async fn rotate(
 }
 
 fn resource() -> Resource {
-    Resource {
-        kind: "keyring",
-        id: None,
-        provider: None,
-        environment: None,
-    }
+    Resource::of_kind("keyring")
 }
 
 /// One transaction: up to `limit` values across the tables, re-sealed and audited together.

@@ -59,12 +59,11 @@ pub async fn validate(
     provider: Provider,
     environment: Environment,
 ) -> Result<ValidationReport, ApiError> {
-    let (row, secrets) =
-        integrations::open_secrets(&state.db, &state.keyring(), provider, environment)
-            .await?
-            .ok_or_else(|| {
-                ApiError::not_found(format!("{provider} has no {environment} configuration"))
-            })?;
+    let (row, secrets) = integrations::open_secrets(state, provider, environment)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("{provider} has no {environment} configuration"))
+        })?;
     let oauth = match connection_token(state, caller, provider, environment).await {
         Ok(token) => token,
         // The provider already refused the refresh token: the credentials do not work.

@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -14,6 +13,7 @@ use crate::domain::mask::mask;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError};
 use crate::infra::crypto::{Aad, KeyRing};
+use crate::state::AppState;
 use crate::store::webhooks::{self as rows, WebhookRow};
 
 pub fn secret_aad(id: Uuid) -> Aad {
@@ -161,16 +161,16 @@ impl Doc {
     }
 }
 
-pub async fn list(db: &PgPool) -> Result<Vec<WebhookView>, ApiError> {
-    rows::list(db)
+pub async fn list(state: &AppState) -> Result<Vec<WebhookView>, ApiError> {
+    rows::list(&state.db)
         .await?
         .into_iter()
         .map(WebhookView::try_from)
         .collect()
 }
 
-pub async fn get(db: &PgPool, id: Uuid) -> Result<WebhookView, ApiError> {
-    let mut conn = db.acquire().await?;
+pub async fn get(state: &AppState, id: Uuid) -> Result<WebhookView, ApiError> {
+    let mut conn = state.db.acquire().await?;
     rows::find(&mut conn, id)
         .await?
         .ok_or_else(not_found)?
@@ -182,11 +182,11 @@ fn not_found() -> ApiError {
 }
 
 pub async fn create(
-    db: &PgPool,
-    keys: &KeyRing,
+    state: &AppState,
     caller: &Caller,
     input: WebhookInput,
 ) -> Result<WebhookView, ApiError> {
+    let keys = state.keyring();
     let doc = Doc {
         provider: input.provider,
         url: input.url,
@@ -197,7 +197,7 @@ pub async fn create(
     };
     doc.validate()?;
     let id = Uuid::new_v4();
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let row = store(&mut tx, keys, caller, id, None, &doc).await?;
     let mut details = doc.plain();
     details["secret"] = json!(doc.secret.is_some());
@@ -217,20 +217,20 @@ pub async fn create(
 }
 
 pub async fn patch(
-    db: &PgPool,
-    keys: &KeyRing,
+    state: &AppState,
     caller: &Caller,
     id: Uuid,
     patch: Value,
     expected_version: Option<i64>,
 ) -> Result<WebhookView, ApiError> {
+    let keys = state.keyring();
     let Value::Object(patch) = patch else {
         return Err(ApiError::field(
             "body",
             "a merge patch must be a JSON object",
         ));
     };
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     let row = rows::find_for_update(&mut tx, id)
         .await?
         .ok_or_else(not_found)?;
@@ -272,8 +272,8 @@ pub async fn patch(
     updated.try_into()
 }
 
-pub async fn delete(db: &PgPool, caller: &Caller, id: Uuid) -> Result<(), ApiError> {
-    let mut tx = db.begin().await?;
+pub async fn delete(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), ApiError> {
+    let mut tx = state.db.begin().await?;
     if !rows::delete(&mut tx, id).await? {
         return Err(not_found());
     }

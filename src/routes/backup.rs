@@ -1,16 +1,16 @@
 //! `POST /api/config/backup` and `POST /api/config/restore` (admin).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use chrono::Utc;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ADMIN;
 use crate::domain::audit::attempt;
@@ -21,10 +21,10 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::json::JsonBody;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/config/backup", post(create))
-        .route("/api/config/restore", post(restore_backup))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(restore_backup))
 }
 
 /// Optional body of `POST /api/config/backup`.
@@ -67,7 +67,7 @@ async fn create(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     attempt(
-        &state.db,
+        &state,
         &caller,
         ADMIN,
         "config_backup_created",
@@ -83,7 +83,7 @@ async fn create(
                 .backup
                 .passphrase
                 .as_ref());
-            let made = backup::create(&state.db, &state.keyring(), passphrase)
+            let made = backup::create(&state, passphrase)
                 .await
                 .map_err(|e| match e {
                     backup::BackupError::Invalid(message) => ApiError::field("passphrase", message),
@@ -93,7 +93,7 @@ async fn create(
                 "hsq-config-backup-{}.json",
                 Utc::now().format("%Y%m%dT%H%M%SZ")
             );
-            backup::audit_created(&state.db, &caller, &made.summary, Some(&name)).await?;
+            backup::audit_created(&state, &caller, &made.summary, Some(&name)).await?;
             let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
                 .map_err(|e| ApiError::Internal(e.into()))?;
             Ok((
@@ -126,7 +126,7 @@ async fn restore_backup(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     attempt(
-        &state.db,
+        &state,
         &caller,
         ADMIN,
         "config_restored",
@@ -139,8 +139,7 @@ async fn restore_backup(
                 dry_run: request.dry_run,
                 passphrase: request.passphrase,
             };
-            let report =
-                restore::restore(&state.db, &state.keyring(), &caller, parsed, &options).await?;
+            let report = restore::restore(&state, &caller, parsed, &options).await?;
             Ok((
                 [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
                 Json(report),

@@ -1,4 +1,7 @@
-//! `GET /api/openapi.json` (OpenAPI 3.1 from the handlers), `/api/docs` and `/api`.
+//! `GET /api/openapi.json` (OpenAPI 3.1, built from the router's handlers), `/api/docs` and
+//! `/api`. `ApiDoc` holds what is not a route: the title, shared schemas, security and tags.
+
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -16,20 +19,6 @@ use crate::state::AppState;
     info(
         title = "hsq-config",
         description = "Configuration management for the HubSpot–Stripe–QuickBooks bridge: encrypted integration settings, webhooks, API tokens and an audit log.",
-    ),
-    paths(
-        super::health::live, super::health::ready, super::health::detailed,
-        super::status::status,
-        super::integrations::list, super::integrations::read, super::integrations::replace,
-        super::integrations::patch, super::integrations::remove, super::integrations::reveal,
-        super::integrations::validate,
-        super::webhooks::list, super::webhooks::create, super::webhooks::read,
-        super::webhooks::patch, super::webhooks::remove,
-        super::api_tokens::list, super::api_tokens::create, super::api_tokens::revoke,
-        super::audit::list,
-        super::backup::create, super::backup::restore_backup,
-        super::oauth::authorize, super::oauth::callback, super::oauth::connection,
-        super::oauth::disconnect, super::oauth::token,
     ),
     components(schemas(crate::http::error::Problem, crate::http::error::FieldError)),
     modifiers(&BearerAuth),
@@ -57,11 +46,32 @@ impl Modify for BearerAuth {
     }
 }
 
-pub fn router() -> Router<AppState> {
+/// `/api`, `/api/openapi.json` and `/api/docs` for `spec`, the document built from the router.
+/// Both are rendered once, here.
+pub fn router(spec: utoipa::openapi::OpenApi) -> Router<AppState> {
+    let page: Arc<str> = Scalar::new(spec.clone()).to_html().into();
+    let json: Arc<str> = spec.to_json().unwrap_or_default().into();
     Router::new()
         .route("/api", get(index))
-        .route("/api/openapi.json", get(spec))
-        .route("/api/docs", get(docs))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let json = json.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        json.to_string(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/api/docs",
+            get(move || {
+                let page = page.clone();
+                async move { docs(&page) }
+            }),
+        )
 }
 
 async fn index() -> Json<serde_json::Value> {
@@ -73,14 +83,9 @@ async fn index() -> Json<serde_json::Value> {
     }))
 }
 
-async fn spec() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
-}
-
 /// The Scalar reference page; its script loads in the browser, so nothing downloads at build.
-async fn docs() -> Response {
-    let html = Scalar::new(ApiDoc::openapi()).to_html();
-    let mut response = Html(html).into_response();
+fn docs(page: &str) -> Response {
+    let mut response = Html(page.to_owned()).into_response();
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -1,11 +1,11 @@
 //! `/api/config/integrations…`
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ADMIN, IntegrationPath, READERS, etag, if_match};
 use crate::domain::Role;
@@ -17,21 +17,12 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::json::JsonBody;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/config/integrations", get(list))
-        .route(
-            "/api/config/integrations/{provider}/{environment}",
-            get(read).put(replace).patch(patch).delete(remove),
-        )
-        .route(
-            "/api/config/integrations/{provider}/{environment}/reveal",
-            post(reveal),
-        )
-        .route(
-            "/api/config/integrations/{provider}/{environment}/validate",
-            post(validate),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(read, replace, patch, remove))
+        .routes(routes!(reveal))
+        .routes(routes!(validate))
 }
 
 fn with_etag(status: StatusCode, view: ConfigView) -> Response {
@@ -47,27 +38,21 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<ConfigView>>, ApiError> {
-    let resource = Resource {
-        kind: "integration_config",
-        id: None,
-        provider: None,
-        environment: None,
-    };
+    let resource = Resource::of_kind("integration_config");
     attempt(
-        &state.db,
+        &state,
         &caller,
         READERS,
         "config_listed",
         &resource,
-        async { Ok(Json(integrations::list(&state.db).await?)) },
+        async { Ok(Json(integrations::list(&state).await?)) },
     )
     .await
 }
 
 /// One configuration, secrets masked, with its version as `ETag`.
 #[utoipa::path(get, path = "/api/config/integrations/{provider}/{environment}", tag = "integrations",
-    params(("provider" = String, Path, description = "hubspot, stripe or quickbooks"),
-           ("environment" = String, Path, description = "sandbox or production")),
+    params(IntegrationPath),
     security(("bearer" = [])),
     responses((status = 200, body = ConfigView), (status = 404, body = Problem)))]
 async fn read(
@@ -76,23 +61,16 @@ async fn read(
     IntegrationPath(provider, environment): IntegrationPath,
 ) -> Result<Response, ApiError> {
     let resource = Resource::integration(provider, environment);
-    attempt(
-        &state.db,
-        &caller,
-        READERS,
-        "config_read",
-        &resource,
-        async {
-            let view = integrations::get(&state.db, provider, environment).await?;
-            Ok(with_etag(StatusCode::OK, view))
-        },
-    )
+    attempt(&state, &caller, READERS, "config_read", &resource, async {
+        let view = integrations::get(&state, provider, environment).await?;
+        Ok(with_etag(StatusCode::OK, view))
+    })
     .await
 }
 
 /// Create (201) or replace (200) a configuration. Honours `If-Match`.
 #[utoipa::path(put, path = "/api/config/integrations/{provider}/{environment}", tag = "integrations",
-    params(("provider" = String, Path), ("environment" = String, Path),
+    params(IntegrationPath,
            ("If-Match" = Option<String>, Header, description = "the ETag last read")),
     request_body = ConfigInput,
     security(("bearer" = [])),
@@ -107,7 +85,7 @@ async fn replace(
 ) -> Result<Response, ApiError> {
     let resource = Resource::integration(provider, environment);
     attempt(
-        &state.db,
+        &state,
         &caller,
         ADMIN,
         "config_replaced",
@@ -115,16 +93,9 @@ async fn replace(
         async {
             let precondition = if_match(&headers)?;
             let input: ConfigInput = body.parse()?;
-            let (view, created) = integrations::put(
-                &state.db,
-                &state.keyring(),
-                &caller,
-                provider,
-                environment,
-                input,
-                precondition,
-            )
-            .await?;
+            let (view, created) =
+                integrations::put(&state, &caller, provider, environment, input, precondition)
+                    .await?;
             let status = if created {
                 StatusCode::CREATED
             } else {
@@ -138,7 +109,7 @@ async fn replace(
 
 /// Change part of a configuration with a JSON merge patch (`null` removes a field).
 #[utoipa::path(patch, path = "/api/config/integrations/{provider}/{environment}", tag = "integrations",
-    params(("provider" = String, Path), ("environment" = String, Path),
+    params(IntegrationPath,
            ("If-Match" = Option<String>, Header)),
     request_body(content = Object, content_type = "application/merge-patch+json"),
     security(("bearer" = [])),
@@ -152,34 +123,19 @@ async fn patch(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let resource = Resource::integration(provider, environment);
-    attempt(
-        &state.db,
-        &caller,
-        ADMIN,
-        "config_patched",
-        &resource,
-        async {
-            let precondition = if_match(&headers)?;
-            let patch = body.value()?;
-            let view = integrations::patch(
-                &state.db,
-                &state.keyring(),
-                &caller,
-                provider,
-                environment,
-                patch,
-                precondition,
-            )
+    attempt(&state, &caller, ADMIN, "config_patched", &resource, async {
+        let precondition = if_match(&headers)?;
+        let patch = body.value()?;
+        let view = integrations::patch(&state, &caller, provider, environment, patch, precondition)
             .await?;
-            Ok(with_etag(StatusCode::OK, view))
-        },
-    )
+        Ok(with_etag(StatusCode::OK, view))
+    })
     .await
 }
 
 /// Delete a configuration and its OAuth tokens.
 #[utoipa::path(delete, path = "/api/config/integrations/{provider}/{environment}", tag = "integrations",
-    params(("provider" = String, Path), ("environment" = String, Path),
+    params(IntegrationPath,
            ("If-Match" = Option<String>, Header)),
     security(("bearer" = [])),
     responses((status = 204), (status = 404, body = Problem), (status = 412, body = Problem)))]
@@ -190,30 +146,16 @@ async fn remove(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let resource = Resource::integration(provider, environment);
-    attempt(
-        &state.db,
-        &caller,
-        ADMIN,
-        "config_deleted",
-        &resource,
-        async {
-            integrations::delete(
-                &state.db,
-                &caller,
-                provider,
-                environment,
-                if_match(&headers)?,
-            )
-            .await?;
-            Ok(StatusCode::NO_CONTENT)
-        },
-    )
+    attempt(&state, &caller, ADMIN, "config_deleted", &resource, async {
+        integrations::delete(&state, &caller, provider, environment, if_match(&headers)?).await?;
+        Ok(StatusCode::NO_CONTENT)
+    })
     .await
 }
 
 /// The decrypted secrets (admin, service). Audited as `secret_revealed`.
 #[utoipa::path(post, path = "/api/config/integrations/{provider}/{environment}/reveal", tag = "integrations",
-    params(("provider" = String, Path), ("environment" = String, Path)),
+    params(IntegrationPath),
     security(("bearer" = [])),
     responses((status = 200, body = RevealedSecrets), (status = 403, body = Problem),
                (status = 404, body = Problem)))]
@@ -224,15 +166,14 @@ async fn reveal(
 ) -> Result<Json<RevealedSecrets>, ApiError> {
     let resource = Resource::integration(provider, environment);
     attempt(
-        &state.db,
+        &state,
         &caller,
         &[Role::Admin, Role::Service],
         "secret_revealed",
         &resource,
         async {
             Ok(Json(
-                integrations::reveal(&state.db, &state.keyring(), &caller, provider, environment)
-                    .await?,
+                integrations::reveal(&state, &caller, provider, environment).await?,
             ))
         },
     )
@@ -242,7 +183,7 @@ async fn reveal(
 /// Check the stored credentials against the provider (timeout and circuit breaker apply).
 /// The result is stored on the configuration and audited as `config_validated`.
 #[utoipa::path(post, path = "/api/config/integrations/{provider}/{environment}/validate", tag = "integrations",
-    params(("provider" = String, Path), ("environment" = String, Path)),
+    params(IntegrationPath),
     security(("bearer" = [])),
     responses((status = 200, body = ValidationReport), (status = 404, body = Problem),
                (status = 409, body = Problem, description = "nothing to validate (no credentials or connection)")))]
@@ -253,7 +194,7 @@ async fn validate(
 ) -> Result<Json<ValidationReport>, ApiError> {
     let resource = Resource::integration(provider, environment);
     attempt(
-        &state.db,
+        &state,
         &caller,
         ADMIN,
         "config_validated",

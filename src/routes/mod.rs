@@ -1,4 +1,8 @@
 //! Thin handlers: parse, authorize, call one domain function, map the result.
+//!
+//! Each handler's path, method and documentation are written once, in its `#[utoipa::path]`;
+//! each file's `router()` registers them with `routes!`, and the OpenAPI document is built from
+//! the merged router (see `docs`).
 
 pub mod api_tokens;
 pub mod audit;
@@ -11,19 +15,38 @@ pub mod oauth;
 pub mod status;
 pub mod webhooks;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::domain::integrations::Precondition;
-use crate::domain::{Environment, Provider, Role};
+use crate::domain::{Environment, Provider, Role, one_of};
 use crate::http::error::ApiError;
+use crate::state::AppState;
 
 /// Roles that may read masked data.
 pub const READERS: &[Role] = &[Role::Admin, Role::Viewer, Role::Service];
 pub const ADMIN: &[Role] = &[Role::Admin];
 
+/// Every documented route, merged; `app` adds the layers and `docs` serves the spec.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(integrations::router())
+        .merge(webhooks::router())
+        .merge(api_tokens::router())
+        .merge(audit::router())
+        .merge(status::router())
+        .merge(backup::router())
+        .merge(oauth::router())
+}
+
 /// `{provider}/{environment}` from the path, parsed; unknown values are 404.
+#[derive(IntoParams)]
+#[into_params(names("provider", "environment"), parameter_in = Path)]
 pub struct IntegrationPath(pub Provider, pub Environment);
 
 impl<S: Send + Sync> FromRequestParts<S> for IntegrationPath {
@@ -37,6 +60,47 @@ impl<S: Send + Sync> FromRequestParts<S> for IntegrationPath {
         let provider: Provider = provider.parse().map_err(ApiError::NotFound)?;
         let environment: Environment = environment.parse().map_err(ApiError::NotFound)?;
         Ok(Self(provider, environment))
+    }
+}
+
+/// `{provider}` from the path, parsed; an unknown provider is 404.
+#[derive(IntoParams)]
+#[into_params(names("provider"), parameter_in = Path)]
+pub struct ProviderPath(pub Provider);
+
+impl<S: Send + Sync> FromRequestParts<S> for ProviderPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(provider) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("no such route"))?;
+        Ok(Self(provider.parse().map_err(ApiError::NotFound)?))
+    }
+}
+
+/// `?environment=` of the OAuth routes: required, and refused with the field named.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EnvironmentQuery {
+    #[param(value_type = Environment, required = true)]
+    environment: Option<String>,
+}
+
+impl EnvironmentQuery {
+    /// The environment of a query string that may not have parsed at all.
+    pub fn parse(query: Result<Query<Self>, QueryRejection>) -> Result<Environment, ApiError> {
+        let Query(q) =
+            query.map_err(|_| ApiError::BadRequest("the query string could not be read".into()))?;
+        let value = q.environment.as_deref().ok_or_else(|| {
+            ApiError::field(
+                "environment",
+                format!("is required: {}", one_of(&Environment::ALL)),
+            )
+        })?;
+        value
+            .parse()
+            .map_err(|m: String| ApiError::field("environment", m))
     }
 }
 

@@ -2,20 +2,20 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ADMIN, READERS};
+use super::{ADMIN, EnvironmentQuery, ProviderPath, READERS};
+use crate::domain::Role;
 use crate::domain::audit::attempt;
 use crate::domain::oauth::flow::{self, AuthorizeInput, AuthorizeOutput, CallbackOutcome};
 use crate::domain::oauth::refresh;
 use crate::domain::oauth::vault::{self, ConnectionView, Disconnected, TokenGrant};
-use crate::domain::{Environment, Provider, Role};
 use crate::http::auth::{Caller, RequestMeta};
 use crate::http::error::{ApiError, Problem};
 use crate::http::json::JsonBody;
@@ -24,19 +24,12 @@ use crate::state::AppState;
 /// Sync workers and admins may fetch tokens.
 const TOKEN_ROLES: &[Role] = &[Role::Service, Role::Admin];
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/config/{provider}/oauth/authorize", post(authorize))
-        .route("/api/config/{provider}/callback", get(callback))
-        .route(
-            "/api/config/{provider}/connection",
-            get(connection).delete(disconnect),
-        )
-        .route("/api/config/{provider}/token", post(token))
-}
-
-fn provider(name: &str) -> Result<Provider, ApiError> {
-    name.parse().map_err(ApiError::NotFound)
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(authorize))
+        .routes(routes!(callback))
+        .routes(routes!(connection, disconnect))
+        .routes(routes!(token))
 }
 
 /// A query string that does not parse is a 400 problem like every other error.
@@ -46,44 +39,25 @@ fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|_| ApiError::BadRequest("the query string could not be read".into()))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct EnvironmentQuery {
-    environment: Option<String>,
-}
-
-impl EnvironmentQuery {
-    fn parse(&self) -> Result<Environment, ApiError> {
-        let value = self
-            .environment
-            .as_deref()
-            .ok_or_else(|| ApiError::field("environment", "is required: sandbox or production"))?;
-        value
-            .parse()
-            .map_err(|m: String| ApiError::field("environment", m))
-    }
-}
-
 /// Start an OAuth flow: returns the provider's consent URL for the user's browser.
 #[utoipa::path(post, path = "/api/config/{provider}/oauth/authorize", tag = "oauth",
-    params(("provider" = String, Path, description = "hubspot, stripe or quickbooks")),
+    params(ProviderPath),
     request_body = AuthorizeInput, security(("bearer" = [])),
     responses((status = 200, body = AuthorizeOutput), (status = 409, body = Problem),
                (status = 422, body = Problem), (status = 503, body = Problem)))]
 async fn authorize(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ProviderPath(provider): ProviderPath,
     body: JsonBody,
 ) -> Result<Json<AuthorizeOutput>, ApiError> {
-    let provider = provider(&name)?;
     let resource = crate::domain::audit::Resource {
-        kind: "oauth_connection",
         id: Some(provider.to_string()),
         provider: Some(provider),
-        environment: None,
+        ..crate::domain::audit::Resource::of_kind("oauth_connection")
     };
     attempt(
-        &state.db,
+        &state,
         &caller,
         ADMIN,
         "oauth_authorize_started",
@@ -101,17 +75,16 @@ async fn authorize(
 /// The provider's redirect target. Needs no token: the one-time state authenticates it.
 /// Ends in a 303 to `return_to` with `oauth=success` or `oauth=error&reason=…`.
 #[utoipa::path(get, path = "/api/config/{provider}/callback", tag = "oauth",
-    params(("provider" = String, Path), ("state" = String, Query), ("code" = Option<String>, Query),
+    params(ProviderPath, ("state" = String, Query), ("code" = Option<String>, Query),
            ("error" = Option<String>, Query), ("realmId" = Option<String>, Query)),
     responses((status = 303, description = "back to return_to"),
                (status = 400, description = "an HTML page when there is nowhere to return to")))]
 async fn callback(
     State(state): State<AppState>,
     meta: RequestMeta,
-    Path(name): Path<String>,
+    ProviderPath(provider): ProviderPath,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let provider = provider(&name)?;
     let query = query_of(query)?;
     let mut response = match flow::callback(&state, meta, provider, &query).await {
         CallbackOutcome::Redirect(url) => {
@@ -151,19 +124,18 @@ async fn callback(
 
 /// Connection state, scopes, expiry and external ids — never a token.
 #[utoipa::path(get, path = "/api/config/{provider}/connection", tag = "oauth",
-    params(("provider" = String, Path), ("environment" = String, Query)),
+    params(ProviderPath, EnvironmentQuery),
     security(("bearer" = [])),
     responses((status = 200, body = ConnectionView), (status = 404, body = Problem)))]
 async fn connection(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ProviderPath(provider): ProviderPath,
     query: Result<Query<EnvironmentQuery>, QueryRejection>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    let provider = provider(&name)?;
-    let environment = query_of(query)?.parse()?;
+    let environment = EnvironmentQuery::parse(query)?;
     attempt(
-        &state.db,
+        &state,
         &caller,
         READERS,
         "oauth_connection_read",
@@ -179,19 +151,18 @@ async fn connection(
 
 /// Revoke at the provider (best effort; a failure is reported) and delete the tokens.
 #[utoipa::path(delete, path = "/api/config/{provider}/connection", tag = "oauth",
-    params(("provider" = String, Path), ("environment" = String, Query)),
+    params(ProviderPath, EnvironmentQuery),
     security(("bearer" = [])),
     responses((status = 200, body = Disconnected), (status = 404, body = Problem)))]
 async fn disconnect(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ProviderPath(provider): ProviderPath,
     query: Result<Query<EnvironmentQuery>, QueryRejection>,
 ) -> Result<Json<Disconnected>, ApiError> {
-    let provider = provider(&name)?;
-    let environment = query_of(query)?.parse()?;
+    let environment = EnvironmentQuery::parse(query)?;
     attempt(
-        &state.db,
+        &state,
         &caller,
         ADMIN,
         "oauth_disconnected",
@@ -207,7 +178,7 @@ async fn disconnect(
 
 /// A valid access token, refreshed first when it expires soon. Audited `token_retrieved`.
 #[utoipa::path(post, path = "/api/config/{provider}/token", tag = "oauth",
-    params(("provider" = String, Path), ("environment" = String, Query)),
+    params(ProviderPath, EnvironmentQuery),
     security(("bearer" = [])),
     responses((status = 200, body = TokenGrant), (status = 404, body = Problem),
                (status = 409, body = Problem, description = "needs reauthorization"),
@@ -215,13 +186,12 @@ async fn disconnect(
 async fn token(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ProviderPath(provider): ProviderPath,
     query: Result<Query<EnvironmentQuery>, QueryRejection>,
 ) -> Result<Json<TokenGrant>, ApiError> {
-    let provider = provider(&name)?;
-    let environment = query_of(query)?.parse()?;
+    let environment = EnvironmentQuery::parse(query)?;
     attempt(
-        &state.db,
+        &state,
         &caller,
         TOKEN_ROLES,
         "token_retrieved",

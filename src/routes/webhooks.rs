@@ -1,10 +1,11 @@
 //! `/api/config/webhooks…`
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{ADMIN, READERS, etag, if_match};
@@ -16,13 +17,10 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::json::JsonBody;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/config/webhooks", get(list).post(create))
-        .route(
-            "/api/config/webhooks/{id}",
-            get(read).patch(patch).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, patch, remove))
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {
@@ -42,12 +40,12 @@ async fn list(
     caller: Caller,
 ) -> Result<Json<Vec<WebhookView>>, ApiError> {
     attempt(
-        &state.db,
+        &state,
         &caller,
         READERS,
         "webhook_listed",
         &Resource::webhook(None),
-        async { Ok(Json(webhooks::list(&state.db).await?)) },
+        async { Ok(Json(webhooks::list(&state).await?)) },
     )
     .await
 }
@@ -62,14 +60,14 @@ async fn create(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     attempt(
-        &state.db,
+        &state,
         &caller,
         ADMIN,
         "webhook_created",
         &Resource::webhook(None),
         async {
             let input: WebhookInput = body.parse()?;
-            let view = webhooks::create(&state.db, &state.keyring(), &caller, input).await?;
+            let view = webhooks::create(&state, &caller, input).await?;
             Ok(with_etag(StatusCode::CREATED, view))
         },
     )
@@ -86,7 +84,7 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     attempt(
-        &state.db,
+        &state,
         &caller,
         READERS,
         "webhook_read",
@@ -94,7 +92,7 @@ async fn read(
         async {
             Ok(with_etag(
                 StatusCode::OK,
-                webhooks::get(&state.db, parse_id(&id)?).await?,
+                webhooks::get(&state, parse_id(&id)?).await?,
             ))
         },
     )
@@ -115,7 +113,7 @@ async fn patch(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     attempt(
-        &state.db,
+        &state,
         &caller,
         ADMIN,
         "webhook_updated",
@@ -125,15 +123,8 @@ async fn patch(
                 Some(Precondition::Version(v)) => Some(v),
                 _ => None,
             };
-            let view = webhooks::patch(
-                &state.db,
-                &state.keyring(),
-                &caller,
-                parse_id(&id)?,
-                body.value()?,
-                expected,
-            )
-            .await?;
+            let view =
+                webhooks::patch(&state, &caller, parse_id(&id)?, body.value()?, expected).await?;
             Ok(with_etag(StatusCode::OK, view))
         },
     )
@@ -150,13 +141,13 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     attempt(
-        &state.db,
+        &state,
         &caller,
         ADMIN,
         "webhook_deleted",
         &Resource::webhook(Some(id.clone())),
         async {
-            webhooks::delete(&state.db, &caller, parse_id(&id)?).await?;
+            webhooks::delete(&state, &caller, parse_id(&id)?).await?;
             Ok(StatusCode::NO_CONTENT)
         },
     )

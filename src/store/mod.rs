@@ -45,3 +45,18 @@ pub async fn migration_state(db: &PgPool) -> Result<(i64, Option<i64>), sqlx::Er
             .await?;
     Ok((latest, applied))
 }
+
+/// One round trip to PostgreSQL.
+pub async fn ping(db: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(db).await.map(|_| ())
+}
+
+/// Registers every provider name the service knows, so rows naming it satisfy their foreign
+/// keys; adding a provider needs no migration.
+pub async fn register_providers(db: &PgPool, names: &[&str]) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO providers (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+        .bind(names)
+        .execute(db)
+        .await
+        .map(|_| ())
+}

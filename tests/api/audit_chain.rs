@@ -83,7 +83,7 @@ async fn age_first_rows(db: &PgPool, n: i64) {
 async fn concurrent_writers_keep_one_chain_and_retention_deletes_only_old_rows() {
     let app = TestApp::spawn().await;
     busy_writers(&app).await;
-    let report = audit_chain::verify(&app.db.pool).await.expect("verify");
+    let report = audit_chain::verify(app.state()).await.expect("verify");
     assert!(report.ok(), "{report:?}");
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM configuration_audit_logs")
         .fetch_one(&app.db.pool)
@@ -93,20 +93,12 @@ async fn concurrent_writers_keep_one_chain_and_retention_deletes_only_old_rows()
     assert!(total >= 41, "api token + 20 creates + 20 refusals: {total}");
 
     age_first_rows(&app.db.pool, 15).await;
-    assert!(
-        audit_chain::verify(&app.db.pool)
-            .await
-            .expect("verify")
-            .ok()
-    );
+    assert!(audit_chain::verify(app.state()).await.expect("verify").ok());
     let cutoff = Utc::now() - chrono::Duration::days(90);
-    let retained = audit_retention::apply(
-        &app.db.pool,
-        cutoff,
-        &Caller::system(audit_retention::ACTOR),
-    )
-    .await
-    .expect("retention");
+    let retained =
+        audit_retention::apply(app.state(), cutoff, &Caller::system(audit_retention::ACTOR))
+            .await
+            .expect("retention");
     assert_eq!(retained.deleted, 15, "only the old rows go");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM configuration_audit_logs")
         .fetch_one(&app.db.pool)
@@ -122,7 +114,7 @@ async fn concurrent_writers_keep_one_chain_and_retention_deletes_only_old_rows()
         1
     );
 
-    let report = audit_chain::verify(&app.db.pool).await.expect("verify");
+    let report = audit_chain::verify(app.state()).await.expect("verify");
     assert!(
         report.ok(),
         "the remaining chain verifies from the checkpoint: {report:?}"
@@ -130,13 +122,10 @@ async fn concurrent_writers_keep_one_chain_and_retention_deletes_only_old_rows()
     assert!(report.starts_after_checkpoint.is_some());
 
     // Nothing old is left: a second pass deletes nothing and writes no audit row.
-    let again = audit_retention::apply(
-        &app.db.pool,
-        cutoff,
-        &Caller::system(audit_retention::ACTOR),
-    )
-    .await
-    .expect("retention");
+    let again =
+        audit_retention::apply(app.state(), cutoff, &Caller::system(audit_retention::ACTOR))
+            .await
+            .expect("retention");
     assert_eq!(again.deleted, 0);
     assert_eq!(
         app.audit_count("audit_retention_applied", Some(true)).await,
@@ -204,10 +193,7 @@ async fn audit_verify_names_an_edited_row_and_a_removed_row() {
         .await
         .expect("put back");
     assert!(
-        audit_chain::verify(&app.db.pool)
-            .await
-            .expect("verify")
-            .ok(),
+        audit_chain::verify(app.state()).await.expect("verify").ok(),
         "the original content verifies again"
     );
     let removed = ids[3];
@@ -216,7 +202,7 @@ async fn audit_verify_names_an_edited_row_and_a_removed_row() {
         .execute(&app.db.pool)
         .await
         .expect("delete");
-    let report_after = audit_chain::verify(&app.db.pool).await.expect("verify");
+    let report_after = audit_chain::verify(app.state()).await.expect("verify");
     let broken = report_after.first_break.expect("a break");
     assert_eq!(
         broken.row_id, ids[4],
@@ -237,7 +223,7 @@ async fn cutting_rows_from_the_end_is_caught_by_the_chain_head() {
         .execute(&app.db.pool)
         .await
         .expect("delete");
-    let report = audit_chain::verify(&app.db.pool).await.expect("verify");
+    let report = audit_chain::verify(app.state()).await.expect("verify");
     let broken = report.first_break.expect("a break");
     assert_eq!(broken.row_id, newest);
     assert!(

@@ -263,7 +263,6 @@ async fn any_one_byte_edit_refuses_the_whole_file_and_a_dry_run_changes_nothing(
     let app = TestApp::spawn().await;
     populate(&app).await;
     let file = take_backup(&app, None).await;
-    let keys = keyring(&app.vars);
     let caller = Caller::system("test");
     let untouched = dump(&app.db.pool).await;
 
@@ -278,7 +277,7 @@ async fn any_one_byte_edit_refuses_the_whole_file_and_a_dry_run_changes_nothing(
                     dry_run: false,
                     passphrase: None,
                 };
-                restore::restore(&app.db.pool, &keys, &caller, parsed, &options)
+                restore::restore(app.state(), &caller, parsed, &options)
                     .await
                     .is_err()
             }

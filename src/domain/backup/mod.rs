@@ -16,19 +16,19 @@ pub mod schedule;
 use std::collections::BTreeSet;
 
 use crate::domain::oauth::vault;
+use crate::state::AppState;
 use chrono::Utc;
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
 use crate::domain::audit::{self, Resource};
 use crate::domain::integrations::secrets_aad;
 use crate::domain::webhooks::secret_aad;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::infra::crypto::{Aad, KeyRing, OpenError, sealed_key_id};
+use crate::infra::crypto::{Aad, OpenError, sealed_key_id};
 use crate::store::backup as rows;
 use format::{
     ConfigRecord, Data, Document, FORMAT, FORMAT_VERSION, Integrity, Protection, Sealed,
@@ -100,11 +100,11 @@ pub struct Backup {
 /// Takes a backup from one consistent snapshot. With `passphrase`, secrets are re-sealed under
 /// a key derived from it; without, they are copied sealed as stored.
 pub async fn create(
-    db: &PgPool,
-    keys: &KeyRing,
+    state: &AppState,
     passphrase: Option<&SecretString>,
 ) -> Result<Backup, BackupError> {
-    let snapshot = rows::snapshot(db).await?;
+    let keys = state.keyring();
+    let snapshot = rows::snapshot(&state.db).await?;
     let derived = match passphrase {
         Some(p) => Some(PassphraseKey::new_blocking(p.clone()).await?),
         None => None,
@@ -265,12 +265,12 @@ pub async fn create(
 
 /// Records a finished backup in the audit log (`config_backup_created`).
 pub async fn audit_created(
-    db: &PgPool,
+    state: &AppState,
     caller: &Caller,
     summary: &Summary,
     file: Option<&str>,
 ) -> Result<(), ApiError> {
-    let mut conn = db.acquire().await?;
+    let mut conn = state.db.acquire().await?;
     let details = json!({ "summary": summary, "file": file });
     audit::write(
         &mut conn,
@@ -281,12 +281,7 @@ pub async fn audit_created(
 
 /// What backup and restore audit rows are about.
 pub fn resource() -> Resource {
-    Resource {
-        kind: "configuration_backup",
-        id: None,
-        provider: None,
-        environment: None,
-    }
+    Resource::of_kind("configuration_backup")
 }
 
 fn source_instance() -> String {

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::format::{Parsed, Protection};
@@ -18,6 +18,7 @@ use crate::domain::audit;
 use crate::domain::integrations::secrets_aad;
 use crate::http::auth::Caller;
 use crate::infra::crypto::KeyRing;
+use crate::state::AppState;
 use crate::store::backup as rows;
 use crate::store::{integrations, oauth_tokens, webhooks};
 
@@ -86,12 +87,12 @@ pub struct RestoreOptions {
 /// Verifies the file (integrity, passphrase, key ids, every sealed value), then applies it in
 /// one transaction and audits one `config_restored` row. With `dry_run`, nothing is written.
 pub async fn restore(
-    db: &PgPool,
-    keys: &KeyRing,
+    state: &AppState,
     caller: &Caller,
     parsed: Parsed,
     options: &RestoreOptions,
 ) -> Result<RestoreReport, BackupError> {
+    let keys = state.keyring();
     let derived = match (&parsed.document.protection, &options.passphrase) {
         (Protection::Passphrase { kdf, .. }, Some(passphrase)) => {
             Some(PassphraseKey::derive_blocking(passphrase.clone(), kdf.clone()).await?)
@@ -99,7 +100,7 @@ pub async fn restore(
         _ => None,
     };
     let opened = open(keys, parsed, derived)?;
-    let mut tx = db.begin().await?;
+    let mut tx = state.db.begin().await?;
     if !options.dry_run {
         rows::lock_for_restore(&mut tx).await?;
     }

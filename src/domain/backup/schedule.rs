@@ -67,12 +67,12 @@ async fn leased_round(state: &AppState, only_if_due: bool) -> anyhow::Result<Rou
 
 async fn round(state: &AppState) -> anyhow::Result<Round> {
     let settings = &state.settings.backup;
-    let backup = create(&state.db, &state.keyring(), settings.passphrase.as_ref()).await?;
+    let backup = create(state, settings.passphrase.as_ref()).await?;
     let path = write_new(&settings.dir, &backup.bytes).await?;
     let removed = prune(&settings.dir, settings.retain).await?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     audit_created(
-        &state.db,
+        state,
         &Caller::system(SCHEDULER),
         &backup.summary,
         name.as_deref(),

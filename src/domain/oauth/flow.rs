@@ -52,10 +52,9 @@ async fn app_client(
             oauth.client_id_setting, oauth.client_secret_field
         ))
     };
-    let (config, secrets) =
-        integrations::open_secrets(&state.db, &state.keyring(), provider, environment)
-            .await?
-            .ok_or_else(missing)?;
+    let (config, secrets) = integrations::open_secrets(state, provider, environment)
+        .await?
+        .ok_or_else(missing)?;
     provider::app_client(
         provider,
         state.settings.oauth.endpoints(provider),
@@ -297,7 +296,7 @@ async fn store(
     external_account_id: Option<String>,
 ) -> Result<TokenRow, ApiError> {
     let (p, e) = (flow.provider, flow.environment);
-    let config_id = integrations::open_secrets(&state.db, state.keyring(), p, e)
+    let config_id = integrations::open_secrets(state, p, e)
         .await?
         .map(|(row, _)| row.id)
         .ok_or_else(|| ApiError::not_found("the configuration was deleted during the flow"))?;

@@ -196,12 +196,11 @@ async fn refresh_locked(
     let resource = vault::resource(provider, environment);
     // Read before the row lock: a waiter holding a pooled connection on the lock must never
     // starve the holder of the second connection it would need.
-    let (config, secrets) =
-        integrations::open_secrets(&state.db, &state.keyring(), provider, environment)
-            .await?
-            .ok_or_else(|| {
-                ApiError::Conflict(format!("{provider} {environment} is no longer configured"))
-            })?;
+    let (config, secrets) = integrations::open_secrets(state, provider, environment)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!("{provider} {environment} is no longer configured"))
+        })?;
     let client = provider::app_client(
         provider,
         state.settings.oauth.endpoints(provider),

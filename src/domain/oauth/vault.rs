@@ -268,7 +268,7 @@ async fn revoke(
     row: &TokenRow,
 ) -> Result<(), String> {
     let keys = &state.keyring();
-    let config = integrations::open_secrets(&state.db, keys, provider, environment)
+    let config = integrations::open_secrets(state, provider, environment)
         .await
         .map_err(|e| e.code().to_owned())?;
     let Some((config, secrets)) = config else {

@@ -4,14 +4,16 @@
 //! The folders are the layers, each importing only from those below it:
 //! `routes` (thin handlers) → `domain` (what the service does) → `store` (SQL) and `infra`
 //! (crypto, Redis, locks, breakers); `http` is the plumbing every handler shares, `providers`
-//! owns everything that differs between HubSpot, Stripe and QuickBooks, and `state` and
-//! `config` are what everything is handed. `docs/architecture.md` has the map.
+//! owns everything that differs between providers, `kinds` holds the closed sets (providers,
+//! environments, roles) every layer may name, and `state` and `config` are what everything
+//! is handed. `docs/architecture.md` has the map.
 
 pub mod app;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod infra;
+pub mod kinds;
 pub mod providers;
 pub mod routes;
 pub mod state;

@@ -13,12 +13,9 @@ use hsq_config::infra::telemetry;
 use hsq_config::state::AppState;
 use hsq_config::store;
 
+/// Configuration management for the HubSpot–Stripe–QuickBooks bridge
 #[derive(Parser)]
-#[command(
-    name = "hsq-config",
-    version,
-    about = "Configuration management for the HubSpot–Stripe–QuickBooks bridge"
-)]
+#[command(name = "hsq-config", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

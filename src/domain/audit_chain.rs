@@ -141,10 +141,7 @@ impl VerifyReport {
 pub async fn verify(state: &AppState) -> Result<VerifyReport, sqlx::Error> {
     // One snapshot: rows appended or deleted by retention while we read do not look like
     // breaks.
-    let mut tx = state.db.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = crate::store::point_in_time(&state.db).await?;
     let checkpoint = chain::latest_checkpoint(&mut tx).await?;
     let mut expected_prev = checkpoint
         .as_ref()

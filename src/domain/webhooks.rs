@@ -130,11 +130,17 @@ impl Doc {
                     "secret",
                     "must be 8 to 4096 characters without whitespace",
                 ));
-            } else if self.provider == Some(Provider::Stripe) && !s.starts_with("whsec_") {
-                errors.push(FieldError::new(
-                    "secret",
-                    "a Stripe signing secret starts with whsec_",
-                ));
+            } else if let Some((provider, prefix)) = self.provider.and_then(|p| {
+                crate::providers::spec(p)
+                    .webhook_secret_prefix()
+                    .map(|prefix| (p, prefix))
+            }) {
+                if !s.starts_with(prefix) {
+                    errors.push(FieldError::new(
+                        "secret",
+                        format!("a {provider} signing secret starts with {prefix}"),
+                    ));
+                }
             }
         }
         if self.description.as_ref().is_some_and(|d| d.len() > 1000) {
@@ -363,7 +369,8 @@ fn apply(before: &Doc, patch: &Map<String, Value>) -> Result<Doc, ApiError> {
                 );
             }
             ("provider", _) => {
-                return Err(invalid("provider", "hubspot, stripe, quickbooks or null"));
+                let expected = format!("{} or null", Provider::ALL.map(|p| p.as_str()).join(", "));
+                return Err(invalid("provider", &expected));
             }
             ("enabled", Value::Bool(b)) => doc.enabled = *b,
             ("enabled", _) => return Err(invalid("enabled", "a boolean")),

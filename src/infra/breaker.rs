@@ -17,8 +17,8 @@ use redis::Script;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{Environment, Provider};
 use crate::infra::redis::Redis;
+use crate::kinds::{Environment, Provider};
 
 /// How long a half-open trial may take before another replica may try; longer than any call.
 const TRIAL_LEASE: Duration = Duration::from_secs(120);

@@ -112,6 +112,11 @@ pub trait ProviderSpec: Sync {
     /// How this provider speaks OAuth.
     fn oauth(&self) -> &'static OAuthSpec;
 
+    /// The prefix the provider's own webhook signing secrets carry, if it has one.
+    fn webhook_secret_prefix(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The request that revokes a connection at the provider.
     fn revoke_request(
         &self,
@@ -158,6 +163,9 @@ pub struct OAuthSpec {
     pub account_id_name: &'static str,
     /// The callback's reason code when a callback parameter account id is missing or malformed.
     pub invalid_account_reason: &'static str,
+    /// Error codes (beyond RFC 6749's `invalid_grant`) in a 4xx token-endpoint body that mean
+    /// the grant is dead.
+    pub invalid_grant_codes: &'static [&'static str],
     /// The token-response field holding the refresh token's lifetime in seconds, if any.
     pub refresh_expiry_field: Option<&'static str>,
     pub authorize_url: &'static str,

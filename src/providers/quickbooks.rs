@@ -28,6 +28,7 @@ static OAUTH: OAuthSpec = OAuthSpec {
     account: AccountSource::CallbackParam("realmId"),
     account_id_name: "realm_id",
     invalid_account_reason: "invalid_realm_id",
+    invalid_grant_codes: &[],
     refresh_expiry_field: Some("x_refresh_token_expires_in"),
     authorize_url: "https://appcenter.intuit.com/connect/oauth2",
     token_url: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",

@@ -25,6 +25,7 @@ static OAUTH: OAuthSpec = OAuthSpec {
     account: AccountSource::TokenField("stripe_user_id"),
     account_id_name: "stripe_user_id",
     invalid_account_reason: "invalid_stripe_user_id",
+    invalid_grant_codes: &[],
     refresh_expiry_field: None,
     authorize_url: "https://connect.stripe.com/oauth/authorize",
     token_url: "https://connect.stripe.com/oauth/token",
@@ -81,6 +82,10 @@ impl ProviderSpec for Stripe {
             variable: API,
             default: "https://api.stripe.com",
         }]
+    }
+
+    fn webhook_secret_prefix(&self) -> Option<&'static str> {
+        Some("whsec_")
     }
 
     fn oauth(&self) -> &'static OAuthSpec {

@@ -19,10 +19,7 @@ pub struct Snapshot {
 
 /// Reads all three tables in one REPEATABLE READ, read-only transaction: one point in time.
 pub async fn snapshot(db: &PgPool) -> Result<Snapshot, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = super::point_in_time(db).await?;
     let snapshot = read_all(&mut tx).await?;
     tx.commit().await?;
     Ok(snapshot)

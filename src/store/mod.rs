@@ -60,3 +60,14 @@ pub async fn register_providers(db: &PgPool, names: &[&str]) -> Result<(), sqlx:
         .await
         .map(|_| ())
 }
+
+/// A REPEATABLE READ, read-only transaction: everything read in it is one point in time.
+pub async fn point_in_time(
+    db: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}

@@ -8,4 +8,5 @@ pub mod refresh;
 pub mod refresher;
 mod revoke;
 pub mod state;
+mod token_response;
 pub mod vault;

@@ -57,7 +57,7 @@ pub async fn valid_token(
     } else {
         (seen, false)
     };
-    let grant = TokenGrant::open(&state.keyring(), &row)?;
+    let grant = TokenGrant::open(state.keyring(), &row)?;
     let mut tx = state.db.begin().await?;
     let details =
         json!({ "refreshed": refreshed, "expires_at": row.expires_at, "version": row.version });
@@ -223,7 +223,7 @@ async fn refresh_locked(
     if still_valid(&row) && backing_off(state, &row).await {
         return Ok(row);
     }
-    let Some(refresh_token) = vault::open_refresh(&state.keyring(), &row)? else {
+    let Some(refresh_token) = vault::open_refresh(state.keyring(), &row)? else {
         return if still_valid(&row) {
             Ok(row)
         } else {
@@ -258,7 +258,7 @@ async fn refresh_locked(
         .inc();
     match outcome {
         Ok(tokens) => {
-            let sealed = vault::seal(&state.keyring(), row.id, &tokens);
+            let sealed = vault::seal(state.keyring(), row.id, &tokens);
             let now = Utc::now();
             let secs = |s: u64| {
                 chrono::Duration::seconds(i64::try_from(s).unwrap_or(0).min(10 * 365 * 86_400))

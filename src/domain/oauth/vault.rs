@@ -267,7 +267,7 @@ async fn revoke(
     environment: Environment,
     row: &TokenRow,
 ) -> Result<(), String> {
-    let keys = &state.keyring();
+    let keys = state.keyring();
     let config = integrations::open_secrets(state, provider, environment)
         .await
         .map_err(|e| e.code().to_owned())?;

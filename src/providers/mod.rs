@@ -211,7 +211,24 @@ pub fn validate(
     settings: &Map<String, Value>,
     secrets: &BTreeMap<String, SecretString>,
 ) -> Result<(), Vec<FieldError>> {
-    let fields = spec(provider).fields();
+    validate_with(
+        spec(provider),
+        provider.as_str(),
+        environment,
+        settings,
+        secrets,
+    )
+}
+
+/// [`validate`] against any spec: what a provider's schema alone decides.
+pub fn validate_with(
+    spec: &dyn ProviderSpec,
+    provider: &str,
+    environment: Environment,
+    settings: &Map<String, Value>,
+    secrets: &BTreeMap<String, SecretString>,
+) -> Result<(), Vec<FieldError>> {
+    let fields = spec.fields();
     let mut errors = Vec::new();
     for (name, value) in settings {
         let path = format!("settings.{name}");
@@ -264,7 +281,7 @@ pub fn with_defaults(provider: Provider, mut settings: Map<String, Value>) -> Ma
     settings
 }
 
-fn unknown(path: String, provider: Provider, fields: &[FieldSpec], setting: bool) -> FieldError {
+fn unknown(path: String, provider: &str, fields: &[FieldSpec], setting: bool) -> FieldError {
     let known: Vec<&str> = fields
         .iter()
         .filter(|f| matches!(f.check, FieldCheck::Setting(_)) == setting)
@@ -340,69 +357,4 @@ pub(crate) fn prefixed(value: &str, prefixes: &[&str]) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretString> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), SecretString::from((*v).to_owned())))
-            .collect()
-    }
-
-    fn fields_of(errors: Vec<FieldError>) -> Vec<String> {
-        errors.into_iter().map(|e| e.field).collect()
-    }
-
-    #[test]
-    fn stripe_keys_must_match_the_environment() {
-        let live = secrets(&[("secret_key", "sk_live_abcdefghijklmnop")]);
-        let errs = validate(Provider::Stripe, Environment::Sandbox, &Map::new(), &live)
-            .expect_err("live key in sandbox");
-        assert_eq!(fields_of(errs), ["secrets.secret_key"]);
-        let test = secrets(&[("secret_key", "sk_test_abcdefghijklmnop")]);
-        assert!(
-            validate(
-                Provider::Stripe,
-                Environment::Production,
-                &Map::new(),
-                &test
-            )
-            .is_err()
-        );
-        assert!(validate(Provider::Stripe, Environment::Sandbox, &Map::new(), &test).is_ok());
-    }
-
-    #[test]
-    fn unknown_and_misplaced_fields_are_named() {
-        let settings = json!({"colour": "blue", "secret_key": "x"});
-        let errs = validate(
-            Provider::Stripe,
-            Environment::Sandbox,
-            settings.as_object().expect("object"),
-            &secrets(&[("publishable_key", "pk_test_abcdefghijklmnop")]),
-        )
-        .expect_err("bad fields");
-        assert_eq!(
-            fields_of(errs),
-            [
-                "settings.colour",
-                "settings.secret_key",
-                "secrets.publishable_key"
-            ]
-        );
-    }
-
-    #[test]
-    fn error_messages_never_echo_the_value() {
-        let errs = validate(
-            Provider::Hubspot,
-            Environment::Sandbox,
-            &Map::new(),
-            &secrets(&[("private_app_token", "canary-value-123")]),
-        )
-        .expect_err("wrong prefix");
-        assert!(errs.iter().all(|e| !e.message.contains("canary")));
-    }
-}
+mod tests;

@@ -22,4 +22,5 @@ mod provider_health;
 mod rotation;
 mod scheduled;
 mod tcp_proxy;
+mod upgrade;
 mod webhooks;

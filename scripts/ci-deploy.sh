@@ -141,15 +141,21 @@ fi
 # --- .env.example --------------------------------------------------------------------------
 
 section ".env.example"
-# Every variable the settings module names (outside its tests) is documented with its default.
-mapfile -t settings_sources < <(find src -path src/config.rs -o -path 'src/config/*.rs' \
-    -o -path src/oauth/settings.rs | sort)
+# Every variable the settings module names (outside its tests) is documented with its default,
+# and so is every API base URL a provider spec declares.
+mapfile -t settings_sources < <(find src/config -name '*.rs' ! -name tests.rs | sort)
+mapfile -t provider_sources < <(find src/providers -name '*.rs' ! -name tests.rs | sort)
 if ((${#settings_sources[@]} == 0)); then
-    skip ".env.example lists every setting (no src/config.rs yet)"
+    skip ".env.example lists every setting (no src/config yet)"
 else
-    mapfile -t setting_names < <(for source in "${settings_sources[@]}"; do
-        sed '/#\[cfg(test)\]/,$d' "$source"
-    done | grep -oE '"[A-Z][A-Z0-9_]{2,}"' | tr -d '"' | sort -u)
+    mapfile -t setting_names < <({
+        for source in "${settings_sources[@]}"; do
+            sed '/#\[cfg(test)\]/,$d' "$source"
+        done | grep -oE '"[A-Z][A-Z0-9_]{2,}"'
+        for source in "${provider_sources[@]}"; do
+            sed '/#\[cfg(test)\]/,$d' "$source"
+        done | grep -oE '"[A-Z][A-Z0-9_]*_URL"'
+    } | tr -d '"' | sort -u)
     undocumented=()
     for name in "${setting_names[@]}"; do
         # A fragment of a composed name (QUICKBOOKS + _OAUTH_ + TOKEN_URL) counts when a
@@ -157,7 +163,7 @@ else
         grep -qE "^#? ?([A-Z0-9]+_)*$name(_[A-Z0-9]+)*=" .env.example || undocumented+=("$name")
     done
     if ((${#undocumented[@]} == 0)); then
-        pass ".env.example lists every setting src/config.rs reads (${#setting_names[@]})"
+        pass ".env.example lists every setting src/config and src/providers read (${#setting_names[@]})"
     else
         fail ".env.example lacks settings the app reads: ${undocumented[*]}"
     fi

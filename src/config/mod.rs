@@ -43,6 +43,8 @@ pub struct Settings {
     pub redis_url: SecretString,
     /// Prefix of every Redis key this service writes.
     pub redis_key_prefix: String,
+    /// The longest one Redis operation may take, connect included.
+    pub redis_timeout: Duration,
     /// `ENCRYPTION_KEY` and `ENCRYPTION_KEYS_PREVIOUS`.
     pub keyring: KeyRing,
     /// The bootstrap admin bearer token.
@@ -113,6 +115,13 @@ impl Settings {
             run_migrations: src.bool("RUN_MIGRATIONS", true)?,
             redis_url: redis_url(src)?,
             redis_key_prefix: redis_key_prefix(src)?,
+            redis_timeout: Duration::from_millis(src.bounded(
+                "REDIS_TIMEOUT_MS",
+                1000,
+                50,
+                30_000,
+                "milliseconds",
+            )?),
             keyring: keyring(src)?,
             admin_api_token: admin_api_token(src)?,
             port: src.parse("PORT", 13000, "a TCP port number, 0-65535")?,

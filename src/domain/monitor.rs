@@ -146,17 +146,16 @@ async fn remember(state: &AppState, round: &MonitorRound) {
         .monitor_last
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(json.clone());
-    let result: redis::RedisResult<()> = async {
-        let mut conn = state.redis.conn().await?;
-        redis::cmd("SET")
-            .arg(state.redis.key("monitor:last"))
-            .arg(json)
-            .arg("EX")
-            .arg(7 * 24 * 3600)
-            .query_async(&mut conn)
-            .await
-    }
-    .await;
+    let result: redis::RedisResult<()> = state
+        .redis
+        .query(
+            redis::cmd("SET")
+                .arg(state.redis.key("monitor:last"))
+                .arg(json)
+                .arg("EX")
+                .arg(7 * 24 * 3600),
+        )
+        .await;
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not store the monitor round in Redis");
     }
@@ -164,14 +163,10 @@ async fn remember(state: &AppState, round: &MonitorRound) {
 
 /// The last completed round by any replica, or by this process when Redis is away.
 pub async fn last_round(state: &AppState) -> Option<MonitorRound> {
-    let shared: redis::RedisResult<Option<String>> = async {
-        let mut conn = state.redis.conn().await?;
-        redis::cmd("GET")
-            .arg(state.redis.key("monitor:last"))
-            .query_async(&mut conn)
-            .await
-    }
-    .await;
+    let shared: redis::RedisResult<Option<String>> = state
+        .redis
+        .query(redis::cmd("GET").arg(state.redis.key("monitor:last")))
+        .await;
     let json = match shared {
         Ok(Some(json)) => json,
         _ => state

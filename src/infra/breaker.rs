@@ -274,17 +274,16 @@ impl Breakers {
         if !self.config.enabled {
             return Ok(permit(false, Backend::Disabled));
         }
-        let result: redis::RedisResult<(String, String)> = async {
-            let mut conn = self.redis.conn().await?;
-            self.admit
-                .key(self.key(provider, environment))
-                .arg(self.config.cooldown.as_millis() as u64)
-                .arg(TRIAL_LEASE.as_millis() as u64)
-                .arg(KEY_TTL.as_millis() as u64)
-                .invoke_async(&mut conn)
-                .await
-        }
-        .await;
+        let result: redis::RedisResult<(String, String)> = self
+            .redis
+            .invoke(
+                self.admit
+                    .key(self.key(provider, environment))
+                    .arg(self.config.cooldown.as_millis() as u64)
+                    .arg(TRIAL_LEASE.as_millis() as u64)
+                    .arg(KEY_TTL.as_millis() as u64),
+            )
+            .await;
         match result {
             Ok((verdict, state)) => {
                 let state = BreakerState::parse(&state);
@@ -329,19 +328,18 @@ impl Breakers {
             Backend::Disabled => return,
             Backend::Local => local(self),
             Backend::Redis => {
-                let result: redis::RedisResult<String> = async {
-                    let mut conn = self.redis.conn().await?;
-                    self.record
-                        .key(self.key(provider, environment))
-                        .arg(if up { "up" } else { "down" })
-                        .arg(if trial { "1" } else { "0" })
-                        .arg(config.threshold)
-                        .arg(config.window.as_millis() as u64)
-                        .arg(KEY_TTL.as_millis() as u64)
-                        .invoke_async(&mut conn)
-                        .await
-                }
-                .await;
+                let result: redis::RedisResult<String> = self
+                    .redis
+                    .invoke(
+                        self.record
+                            .key(self.key(provider, environment))
+                            .arg(if up { "up" } else { "down" })
+                            .arg(if trial { "1" } else { "0" })
+                            .arg(config.threshold)
+                            .arg(config.window.as_millis() as u64)
+                            .arg(KEY_TTL.as_millis() as u64),
+                    )
+                    .await;
                 match result {
                     Ok(state) => BreakerState::parse(&state),
                     Err(e) => {
@@ -373,49 +371,68 @@ impl Breakers {
 
     /// The current state, for health and status reports.
     pub async fn view(&self, provider: Provider, environment: Environment) -> BreakerView {
-        let view = |state, failures, backend| BreakerView {
-            provider,
-            environment,
-            state,
-            failures,
-            backend,
-        };
-        if !self.config.enabled {
-            return view(BreakerState::Closed, 0, Backend::Disabled);
-        }
-        let result: redis::RedisResult<HashMap<String, String>> = async {
-            let mut conn = self.redis.conn().await?;
-            redis::cmd("HGETALL")
-                .arg(self.key(provider, environment))
-                .query_async(&mut conn)
-                .await
-        }
-        .await;
-        let v = match result {
-            Ok(h) => view(
-                BreakerState::parse(h.get("state").map(String::as_str).unwrap_or("closed")),
-                h.get("failures").and_then(|f| f.parse().ok()).unwrap_or(0),
-                Backend::Redis,
-            ),
-            Err(_) => self.with_local(provider, environment, |b| {
-                view(b.state(), b.failures, Backend::Local)
-            }),
-        };
-        crate::infra::metrics::BREAKER_STATE
-            .with_label_values(&[provider.as_str(), environment.as_str()])
-            .set(v.state.level());
-        v
+        self.read(&[(provider, environment)]).await.remove(0)
     }
 
-    /// Every provider × environment.
+    /// Every provider × environment, read from Redis in one round trip.
     pub async fn views(&self) -> Vec<BreakerView> {
-        let mut out = Vec::new();
-        for p in Provider::ALL {
-            for e in Environment::ALL {
-                out.push(self.view(p, e).await);
+        let all: Vec<(Provider, Environment)> = Provider::ALL
+            .into_iter()
+            .flat_map(|p| Environment::ALL.into_iter().map(move |e| (p, e)))
+            .collect();
+        self.read(&all).await
+    }
+
+    async fn read(&self, which: &[(Provider, Environment)]) -> Vec<BreakerView> {
+        let view = |(provider, environment): (Provider, Environment), state, failures, backend| {
+            BreakerView {
+                provider,
+                environment,
+                state,
+                failures,
+                backend,
             }
+        };
+        if !self.config.enabled {
+            return which
+                .iter()
+                .map(|&pe| view(pe, BreakerState::Closed, 0, Backend::Disabled))
+                .collect();
         }
-        out
+        let mut pipe = redis::pipe();
+        for &(p, e) in which {
+            pipe.cmd("HGETALL").arg(self.key(p, e));
+        }
+        let shared: redis::RedisResult<Vec<HashMap<String, String>>> =
+            self.redis.pipeline(&pipe).await;
+        let views: Vec<BreakerView> = match shared {
+            Ok(hashes) => which
+                .iter()
+                .zip(hashes)
+                .map(|(&pe, h)| {
+                    view(
+                        pe,
+                        BreakerState::parse(h.get("state").map(String::as_str).unwrap_or("closed")),
+                        h.get("failures").and_then(|f| f.parse().ok()).unwrap_or(0),
+                        Backend::Redis,
+                    )
+                })
+                .collect(),
+            Err(_) => which
+                .iter()
+                .map(|&(p, e)| {
+                    self.with_local(p, e, |b| {
+                        view((p, e), b.state(), b.failures, Backend::Local)
+                    })
+                })
+                .collect(),
+        };
+        for v in &views {
+            crate::infra::metrics::BREAKER_STATE
+                .with_label_values(&[v.provider.as_str(), v.environment.as_str()])
+                .set(v.state.level());
+        }
+        views
     }
 }
 

@@ -57,14 +57,15 @@ impl Lock {
     ) -> redis::RedisResult<Option<Self>> {
         let key = redis.key(name);
         let owner = uuid::Uuid::new_v4().to_string();
-        let mut conn = redis.conn().await?;
-        let taken: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&owner)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(ttl))
-            .query_async(&mut conn)
+        let taken: Option<String> = redis
+            .query(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&owner)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl)),
+            )
             .await?;
         if taken.is_none() {
             return Ok(None);
@@ -91,15 +92,10 @@ impl Lock {
     /// expires by itself.
     pub async fn release(self) {
         self.renewal.cancel();
-        let result: redis::RedisResult<i64> = async {
-            let mut conn = self.redis.conn().await?;
-            Script::new(RELEASE)
-                .key(&self.key)
-                .arg(&self.owner)
-                .invoke_async(&mut conn)
-                .await
-        }
-        .await;
+        let result: redis::RedisResult<i64> = self
+            .redis
+            .invoke(Script::new(RELEASE).key(&self.key).arg(&self.owner))
+            .await;
         if let Err(e) = result {
             tracing::warn!(error = %e, lock = %self.key, "could not release a Redis lock; it expires by itself");
         }
@@ -129,16 +125,9 @@ async fn renew(redis: Redis, key: String, owner: String, ttl: Duration, stop: Ca
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        let renewed: redis::RedisResult<i64> = async {
-            let mut conn = redis.conn().await?;
-            Script::new(RENEW)
-                .key(&key)
-                .arg(&owner)
-                .arg(millis(ttl))
-                .invoke_async(&mut conn)
-                .await
-        }
-        .await;
+        let renewed: redis::RedisResult<i64> = redis
+            .invoke(Script::new(RENEW).key(&key).arg(&owner).arg(millis(ttl)))
+            .await;
         match renewed {
             Ok(1) => {}
             Ok(_) => {

@@ -2,7 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,22 +28,26 @@ async fn live() -> Json<Value> {
 /// Readiness: 200 when PostgreSQL and Redis answer, else 503.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+async fn ready(State(state): State<AppState>) -> Response {
     let r = health::readiness(&state).await;
     let up = |ok: bool| if ok { "up" } else { "down" };
-    let status = if r.ready() {
-        StatusCode::OK
+    let body = Json(json!({
+        "status": if r.ready() { "ready" } else { "not_ready" },
+        "database": up(r.database),
+        "redis": up(r.redis),
+    }));
+    if r.ready() {
+        (StatusCode::OK, body).into_response()
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(json!({
-            "status": if r.ready() { "ready" } else { "not_ready" },
-            "database": up(r.database),
-            "redis": up(r.redis),
-        })),
-    )
+        // Load balancers and probes back off instead of hammering a replica that waits on a
+        // dependency.
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            body,
+        )
+            .into_response()
+    }
 }
 
 /// Component health. Database, schema or keyring broken is `unhealthy` (503). Redis down, a

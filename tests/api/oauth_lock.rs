@@ -15,11 +15,8 @@ async fn a_lock_is_exclusive_renewed_while_held_and_released_only_by_its_owner()
     let redis = Redis::new(&Settings::from_map(&vars).expect("settings")).expect("redis");
     let ttl = Duration::from_millis(600);
     let key = redis.key("lock:test");
-    let mut conn = redis.conn().await.expect("redis connection");
-    let pttl = |mut c: redis::aio::ConnectionManager, k: String| async move {
-        redis::cmd("PTTL")
-            .arg(k)
-            .query_async::<i64>(&mut c)
+    let pttl = |r: Redis, k: String| async move {
+        r.query::<i64>(redis::cmd("PTTL").arg(k))
             .await
             .expect("PTTL")
     };
@@ -34,10 +31,10 @@ async fn a_lock_is_exclusive_renewed_while_held_and_released_only_by_its_owner()
     assert!(second.is_none(), "exclusive");
 
     // Renewal pushes the expiry back while the holder works (bounded polling).
-    let mut previous = pttl(conn.clone(), key.clone()).await;
+    let mut previous = pttl(redis.clone(), key.clone()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let now = pttl(conn.clone(), key.clone()).await;
+        let now = pttl(redis.clone(), key.clone()).await;
         assert!(now > 0, "the lock expired while held");
         if now > previous {
             break;
@@ -51,9 +48,8 @@ async fn a_lock_is_exclusive_renewed_while_held_and_released_only_by_its_owner()
     }
 
     held.release().await;
-    let exists: bool = redis::cmd("EXISTS")
-        .arg(&key)
-        .query_async(&mut conn)
+    let exists: bool = redis
+        .query(redis::cmd("EXISTS").arg(&key))
         .await
         .expect("EXISTS");
     assert!(!exists, "released");
@@ -63,18 +59,12 @@ async fn a_lock_is_exclusive_renewed_while_held_and_released_only_by_its_owner()
         .await
         .expect("redis")
         .expect("free again");
-    let _: () = redis::cmd("SET")
-        .arg(&key)
-        .arg("someone-else")
-        .query_async(&mut conn)
+    let _: () = redis
+        .query(redis::cmd("SET").arg(&key).arg("someone-else"))
         .await
         .expect("SET");
     stale.release().await;
-    let owner: Option<String> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("GET");
+    let owner: Option<String> = redis.query(redis::cmd("GET").arg(&key)).await.expect("GET");
     assert_eq!(owner.as_deref(), Some("someone-else"));
 
     clear_redis_prefix(&vars["REDIS_KEY_PREFIX"]).await;

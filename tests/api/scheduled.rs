@@ -95,10 +95,9 @@ async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
     .await
     .expect("redis")
     .expect("free");
-    let mut redis = state.redis.conn().await.expect("redis");
-    let held_key: bool = redis::cmd("EXISTS")
-        .arg(format!("{}lease:backup", app.prefix()))
-        .query_async(&mut redis)
+    let held_key: bool = state
+        .redis
+        .query(redis::cmd("EXISTS").arg(format!("{}lease:backup", app.prefix())))
         .await
         .expect("exists");
     assert!(

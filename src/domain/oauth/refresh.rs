@@ -337,50 +337,36 @@ fn backoff_key(state: &AppState, row: &TokenRow) -> String {
 
 /// True while a recent transient failure asks refreshes of a still-valid token to wait.
 async fn backing_off(state: &AppState, row: &TokenRow) -> bool {
-    let Ok(mut conn) = state.redis.conn().await else {
-        return false;
-    };
-    redis::cmd("EXISTS")
-        .arg(format!("{}:until", backoff_key(state, row)))
-        .query_async::<bool>(&mut conn)
+    let until = format!("{}:until", backoff_key(state, row));
+    state
+        .redis
+        .query(redis::cmd("EXISTS").arg(until))
         .await
         .unwrap_or(false)
 }
 
 /// Exponential: 5 s, 10 s, 20 s … at most 5 minutes after consecutive failures.
 async fn back_off(state: &AppState, row: &TokenRow) {
-    let Ok(mut conn) = state.redis.conn().await else {
+    let key = backoff_key(state, row);
+    let Ok(attempts) = state.redis.query::<i64>(redis::cmd("INCR").arg(&key)).await else {
         return;
     };
-    let key = backoff_key(state, row);
-    let attempts: i64 = redis::cmd("INCR")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap_or(1);
     let wait_ms = (5_000u64 << attempts.clamp(1, 7).saturating_sub(1) as u32).min(300_000);
-    let _: redis::RedisResult<i64> = redis::cmd("PEXPIRE")
-        .arg(&key)
-        .arg(wait_ms * 4)
-        .query_async(&mut conn)
-        .await;
-    let _: redis::RedisResult<()> = redis::cmd("SET")
+    let mut pipe = redis::pipe();
+    pipe.cmd("PEXPIRE").arg(&key).arg(wait_ms * 4).ignore();
+    pipe.cmd("SET")
         .arg(format!("{key}:until"))
         .arg(1)
         .arg("PX")
         .arg(wait_ms)
-        .query_async(&mut conn)
-        .await;
+        .ignore();
+    let _: redis::RedisResult<()> = state.redis.pipeline(&pipe).await;
 }
 
 async fn clear_backoff(state: &AppState, row: &TokenRow) {
-    let Ok(mut conn) = state.redis.conn().await else {
-        return;
-    };
     let key = backoff_key(state, row);
-    let _: redis::RedisResult<i64> = redis::cmd("DEL")
-        .arg(&key)
-        .arg(format!("{key}:until"))
-        .query_async(&mut conn)
+    let _: redis::RedisResult<i64> = state
+        .redis
+        .query(redis::cmd("DEL").arg(&key).arg(format!("{key}:until")))
         .await;
 }

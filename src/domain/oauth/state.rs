@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use rand::RngCore;
-use redis::AsyncCommands;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -55,14 +54,15 @@ pub async fn save(
     let json = serde_json::to_string(flow).map_err(|_| {
         redis::RedisError::from((redis::ErrorKind::TypeError, "flow state does not serialize"))
     })?;
-    let mut conn = redis.conn().await?;
-    let stored: Option<String> = redis::cmd("SET")
-        .arg(key(redis, state))
-        .arg(json)
-        .arg("NX")
-        .arg("PX")
-        .arg(ttl.as_millis() as u64)
-        .query_async(&mut conn)
+    let stored: Option<String> = redis
+        .query(
+            redis::cmd("SET")
+                .arg(key(redis, state))
+                .arg(json)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64),
+        )
         .await?;
     match stored {
         Some(_) => Ok(()),
@@ -75,8 +75,9 @@ pub async fn save(
 
 /// Takes the flow stored under `state`, once: a replay finds nothing.
 pub async fn consume(redis: &Redis, state: &str) -> redis::RedisResult<Option<FlowState>> {
-    let mut conn = redis.conn().await?;
-    let raw: Option<String> = conn.get_del(key(redis, state)).await?;
+    let raw: Option<String> = redis
+        .query(redis::cmd("GETDEL").arg(key(redis, state)))
+        .await?;
     Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
 }
 

@@ -15,7 +15,6 @@ use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use utoipa::OpenApi;
 
 use crate::config::Settings;
 use crate::domain::{Provider, keyring_check, monitor, oauth};
@@ -152,8 +151,7 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
         api.layer(GovernorLayer::new(governor).error_handler(middleware::rate_limit_response));
     let (health, health_spec) = routes::health::router().split_for_parts();
     spec.merge(health_spec);
-    let mut doc = routes::docs::ApiDoc::openapi();
-    doc.merge(spec);
+    let doc = routes::docs::document(spec);
 
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(settings.cors_allowed_origins.clone()))

@@ -18,6 +18,12 @@ use crate::store::api_tokens::{self as rows, ApiTokenRow};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiToken {
+    /// 1 to 100 characters, not only spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f]*[^\s\u0000-\u001f\u007f][^\u0000-\u001f\u007f]*$"
+    )]
     pub name: String,
     pub role: Role,
 }
@@ -74,7 +80,8 @@ pub async fn create(
     input: NewApiToken,
 ) -> Result<CreatedApiToken, ApiError> {
     let name = input.name.trim();
-    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+    let control = input.name.chars().any(char::is_control);
+    if name.is_empty() || input.name.chars().count() > 100 || control {
         return Err(ApiError::field(
             "name",
             "must be 1 to 100 printable characters",

@@ -57,7 +57,56 @@ impl Resource {
     }
 }
 
-/// Builds the row for an action by this caller.
+/// The most entries an audit row's details keep of any one list or map, and the longest text.
+const MAX_DETAIL_ENTRIES: usize = 50;
+const MAX_TEXT_CHARS: usize = 512;
+
+/// Text as an audit row can always store it: no NUL (PostgreSQL refuses it; U+FFFD stands in)
+/// and at most [`MAX_TEXT_CHARS`] characters.
+fn storable(text: &str) -> String {
+    text.chars()
+        .take(MAX_TEXT_CHARS)
+        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// Details as an audit row can always store them, of bounded size: every string and key
+/// storable, and lists and maps cut to their first entries with a count of the rest.
+fn bounded(details: Value) -> Value {
+    match details {
+        Value::String(s) => Value::String(storable(&s)),
+        Value::Array(items) => {
+            let total = items.len();
+            let mut out: Vec<Value> = items
+                .into_iter()
+                .take(MAX_DETAIL_ENTRIES)
+                .map(bounded)
+                .collect();
+            if total > MAX_DETAIL_ENTRIES {
+                out.push(Value::String(format!(
+                    "… {} more",
+                    total - MAX_DETAIL_ENTRIES
+                )));
+            }
+            Value::Array(out)
+        }
+        Value::Object(map) => {
+            let total = map.len();
+            let mut out: serde_json::Map<String, Value> = map
+                .into_iter()
+                .take(MAX_DETAIL_ENTRIES)
+                .map(|(k, v)| (storable(&k), bounded(v)))
+                .collect();
+            if total > MAX_DETAIL_ENTRIES {
+                out.insert("omitted_entries".into(), json!(total - MAX_DETAIL_ENTRIES));
+            }
+            Value::Object(out)
+        }
+        other => other,
+    }
+}
+
+/// Builds the row for an action by this caller; every text in it can be stored.
 pub fn row(
     caller: &Caller,
     action: &str,
@@ -65,19 +114,20 @@ pub fn row(
     success: bool,
     details: Value,
 ) -> NewAuditRow {
+    let text = |t: &Option<String>| t.as_deref().map(storable);
     NewAuditRow {
         actor_token_id: caller.token_id,
-        actor_name: caller.name.clone(),
-        actor_ip: caller.meta.client_ip.clone(),
-        request_id: caller.meta.request_id.clone(),
-        user_agent: caller.meta.user_agent.clone(),
+        actor_name: storable(&caller.name),
+        actor_ip: text(&caller.meta.client_ip),
+        request_id: text(&caller.meta.request_id),
+        user_agent: text(&caller.meta.user_agent),
         action: action.to_owned(),
         resource_type: resource.kind.to_owned(),
-        resource_id: resource.id.clone(),
+        resource_id: text(&resource.id),
         provider: resource.provider.map(|p| p.to_string()),
         environment: resource.environment.map(|e| e.to_string()),
         success,
-        details,
+        details: bounded(details),
     }
 }
 
@@ -107,7 +157,7 @@ pub async fn record_refusal(
             | ApiError::PreconditionFailed
             | ApiError::Conflict(_)
             | ApiError::BadRequest(_)
-            | ApiError::UnsupportedMediaType
+            | ApiError::UnsupportedMediaType(_)
     );
     if !refused {
         return;

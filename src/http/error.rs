@@ -51,7 +51,14 @@ pub struct Problem {
     pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// How many more invalid fields there were beyond the first [`MAX_LISTED_ERRORS`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_omitted: Option<usize>,
 }
+
+/// The most field errors one problem lists: a request with thousands of bad fields gets an
+/// answer of bounded size.
+pub const MAX_LISTED_ERRORS: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -74,8 +81,8 @@ pub enum ApiError {
     PreconditionFailed,
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
-    #[error("the request body must be JSON (Content-Type: application/json)")]
-    UnsupportedMediaType,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("too many requests; retry after {0:?}")]
     RateLimited(Duration),
     #[error("{what} is unavailable")]
@@ -120,7 +127,7 @@ impl ApiError {
             Self::Conflict(_) | Self::NeedsReauth(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } | Self::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -140,7 +147,7 @@ impl ApiError {
             Self::NeedsReauth(_) => "needs_reauth",
             Self::PreconditionFailed => "precondition_failed",
             Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable { .. } => "service_unavailable",
             Self::AuditUnavailable(_) => "audit_unavailable",
@@ -182,8 +189,16 @@ impl ApiError {
             code: self.code().to_owned(),
             request_id: current_request_id(),
             errors: match self {
-                Self::Validation(errors) => errors.clone(),
+                Self::Validation(errors) => {
+                    errors.iter().take(MAX_LISTED_ERRORS).cloned().collect()
+                }
                 _ => Vec::new(),
+            },
+            errors_omitted: match self {
+                Self::Validation(errors) if errors.len() > MAX_LISTED_ERRORS => {
+                    Some(errors.len() - MAX_LISTED_ERRORS)
+                }
+                _ => None,
             },
         }
     }

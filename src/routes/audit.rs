@@ -44,6 +44,27 @@ pub struct AuditQuery {
 }
 
 fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
+    let texts = [
+        ("provider", &q.provider),
+        ("environment", &q.environment),
+        ("action", &q.action),
+        ("actor", &q.actor),
+        ("resource_id", &q.resource_id),
+        ("success", &q.success),
+        ("since", &q.since),
+        ("until", &q.until),
+        ("limit", &q.limit),
+        ("cursor", &q.cursor),
+    ];
+    // Text PostgreSQL cannot hold is not a filter anything could match: bad input.
+    if let Some((name, _)) = texts
+        .iter()
+        .find(|(_, v)| v.as_deref().is_some_and(|v| v.contains('\0')))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "query parameter {name} must not contain a NUL character"
+        )));
+    }
     let mut errors = Vec::new();
     let mut err = |field: &str, msg: &str| errors.push(FieldError::new(field, msg));
     if let Some(p) = &q.provider {

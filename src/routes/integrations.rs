@@ -58,10 +58,11 @@ async fn list(
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
-    IntegrationPath(provider, environment): IntegrationPath,
+    path: IntegrationPath,
 ) -> Result<Response, ApiError> {
-    let resource = Resource::integration(provider, environment);
+    let resource = path.resource();
     attempt(&state, &caller, READERS, "config_read", &resource, async {
+        let (provider, environment) = path.parse()?;
         let view = integrations::get(&state, provider, environment).await?;
         Ok(with_etag(StatusCode::OK, view))
     })
@@ -79,11 +80,11 @@ async fn read(
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
-    IntegrationPath(provider, environment): IntegrationPath,
+    path: IntegrationPath,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let resource = Resource::integration(provider, environment);
+    let resource = path.resource();
     attempt(
         &state,
         &caller,
@@ -91,6 +92,7 @@ async fn replace(
         "config_replaced",
         &resource,
         async {
+            let (provider, environment) = path.parse()?;
             let precondition = if_match(&headers)?;
             let input: ConfigInput = body.parse()?;
             let (view, created) =
@@ -118,12 +120,13 @@ async fn replace(
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    IntegrationPath(provider, environment): IntegrationPath,
+    path: IntegrationPath,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let resource = Resource::integration(provider, environment);
+    let resource = path.resource();
     attempt(&state, &caller, ADMIN, "config_patched", &resource, async {
+        let (provider, environment) = path.parse()?;
         let precondition = if_match(&headers)?;
         let patch = body.value()?;
         let view = integrations::patch(&state, &caller, provider, environment, patch, precondition)
@@ -142,11 +145,12 @@ async fn patch(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    IntegrationPath(provider, environment): IntegrationPath,
+    path: IntegrationPath,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let resource = Resource::integration(provider, environment);
+    let resource = path.resource();
     attempt(&state, &caller, ADMIN, "config_deleted", &resource, async {
+        let (provider, environment) = path.parse()?;
         integrations::delete(&state, &caller, provider, environment, if_match(&headers)?).await?;
         Ok(StatusCode::NO_CONTENT)
     })
@@ -162,9 +166,9 @@ async fn remove(
 async fn reveal(
     State(state): State<AppState>,
     caller: Caller,
-    IntegrationPath(provider, environment): IntegrationPath,
+    path: IntegrationPath,
 ) -> Result<Json<RevealedSecrets>, ApiError> {
-    let resource = Resource::integration(provider, environment);
+    let resource = path.resource();
     attempt(
         &state,
         &caller,
@@ -172,6 +176,7 @@ async fn reveal(
         "secret_revealed",
         &resource,
         async {
+            let (provider, environment) = path.parse()?;
             Ok(Json(
                 integrations::reveal(&state, &caller, provider, environment).await?,
             ))
@@ -190,9 +195,9 @@ async fn reveal(
 async fn validate(
     State(state): State<AppState>,
     caller: Caller,
-    IntegrationPath(provider, environment): IntegrationPath,
+    path: IntegrationPath,
 ) -> Result<Json<ValidationReport>, ApiError> {
-    let resource = Resource::integration(provider, environment);
+    let resource = path.resource();
     attempt(
         &state,
         &caller,
@@ -200,6 +205,7 @@ async fn validate(
         "config_validated",
         &resource,
         async {
+            let (provider, environment) = path.parse()?;
             Ok(Json(
                 validation::validate(&state, &caller, provider, environment).await?,
             ))

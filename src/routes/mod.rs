@@ -23,6 +23,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::domain::audit::Resource;
 use crate::domain::integrations::Precondition;
 use crate::domain::{Environment, Provider, Role, one_of};
 use crate::http::error::ApiError;
@@ -44,10 +45,36 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(oauth::router())
 }
 
-/// `{provider}/{environment}` from the path, parsed; unknown values are 404.
+/// `{provider}/{environment}` from the path, as sent. Parsed after the caller is authorized,
+/// so an unknown provider is a 404 only to a caller allowed to ask.
 #[derive(IntoParams)]
-#[into_params(names("provider", "environment"), parameter_in = Path)]
-pub struct IntegrationPath(pub Provider, pub Environment);
+#[into_params(parameter_in = Path)]
+pub struct IntegrationPath {
+    #[param(value_type = Provider)]
+    provider: String,
+    #[param(value_type = Environment)]
+    environment: String,
+}
+
+impl IntegrationPath {
+    /// The provider and environment; unknown values are 404.
+    pub fn parse(&self) -> Result<(Provider, Environment), ApiError> {
+        Ok((
+            self.provider.parse().map_err(ApiError::NotFound)?,
+            self.environment.parse().map_err(ApiError::NotFound)?,
+        ))
+    }
+
+    /// What a refusal's audit row is about, even for names that do not parse.
+    pub fn resource(&self) -> Resource {
+        Resource {
+            id: Some(format!("{}/{}", self.provider, self.environment)),
+            provider: self.provider.parse().ok(),
+            environment: self.environment.parse().ok(),
+            ..Resource::of_kind("integration_config")
+        }
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IntegrationPath {
     type Rejection = ApiError;
@@ -57,16 +84,41 @@ impl<S: Send + Sync> FromRequestParts<S> for IntegrationPath {
             Path::<(String, String)>::from_request_parts(parts, state)
                 .await
                 .map_err(|_| ApiError::not_found("no such route"))?;
-        let provider: Provider = provider.parse().map_err(ApiError::NotFound)?;
-        let environment: Environment = environment.parse().map_err(ApiError::NotFound)?;
-        Ok(Self(provider, environment))
+        Ok(Self {
+            provider,
+            environment,
+        })
     }
 }
 
-/// `{provider}` from the path, parsed; an unknown provider is 404.
+/// `{provider}` from the path, as sent; parsed after the caller is authorized.
 #[derive(IntoParams)]
-#[into_params(names("provider"), parameter_in = Path)]
-pub struct ProviderPath(pub Provider);
+#[into_params(parameter_in = Path)]
+pub struct ProviderPath {
+    #[param(value_type = Provider)]
+    provider: String,
+}
+
+impl ProviderPath {
+    /// The provider; an unknown one is 404.
+    pub fn parse(&self) -> Result<Provider, ApiError> {
+        self.provider.parse().map_err(ApiError::NotFound)
+    }
+
+    /// What a refusal's audit row is about, even for a name that does not parse.
+    pub fn resource(&self, environment: Option<Environment>) -> Resource {
+        let provider: Option<Provider> = self.provider.parse().ok();
+        Resource {
+            id: Some(match environment {
+                Some(e) => format!("{}/{e}", self.provider),
+                None => self.provider.clone(),
+            }),
+            provider,
+            environment,
+            ..Resource::of_kind("oauth_connection")
+        }
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ProviderPath {
     type Rejection = ApiError;
@@ -75,7 +127,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ProviderPath {
         let Path(provider) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found("no such route"))?;
-        Ok(Self(provider.parse().map_err(ApiError::NotFound)?))
+        Ok(Self { provider })
     }
 }
 

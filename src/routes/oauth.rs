@@ -48,21 +48,17 @@ fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 async fn authorize(
     State(state): State<AppState>,
     caller: Caller,
-    ProviderPath(provider): ProviderPath,
+    path: ProviderPath,
     body: JsonBody,
 ) -> Result<Json<AuthorizeOutput>, ApiError> {
-    let resource = crate::domain::audit::Resource {
-        id: Some(provider.to_string()),
-        provider: Some(provider),
-        ..crate::domain::audit::Resource::of_kind("oauth_connection")
-    };
     attempt(
         &state,
         &caller,
         ADMIN,
         "oauth_authorize_started",
-        &resource,
+        &path.resource(None),
         async {
+            let provider = path.parse()?;
             let input: AuthorizeInput = body.parse()?;
             Ok(Json(
                 flow::authorize(&state, &caller, provider, input).await?,
@@ -75,16 +71,17 @@ async fn authorize(
 /// The provider's redirect target. Needs no token: the one-time state authenticates it.
 /// Ends in a 303 to `return_to` with `oauth=success` or `oauth=error&reason=…`.
 #[utoipa::path(get, path = "/api/config/{provider}/callback", tag = "oauth",
-    params(ProviderPath, ("state" = String, Query), ("code" = Option<String>, Query),
+    params(ProviderPath, ("state" = Option<String>, Query, description = "required; a missing or unknown state ends the flow with oauth=error&reason=invalid_state"), ("code" = Option<String>, Query),
            ("error" = Option<String>, Query), ("realmId" = Option<String>, Query)),
     responses((status = 303, description = "back to return_to"),
                (status = 400, description = "an HTML page when there is nowhere to return to")))]
 async fn callback(
     State(state): State<AppState>,
     meta: RequestMeta,
-    ProviderPath(provider): ProviderPath,
+    path: ProviderPath,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let provider = path.parse()?;
     let query = query_of(query)?;
     let mut response = match flow::callback(&state, meta, provider, &query).await {
         CallbackOutcome::Redirect(url) => {
@@ -130,17 +127,19 @@ async fn callback(
 async fn connection(
     State(state): State<AppState>,
     caller: Caller,
-    ProviderPath(provider): ProviderPath,
+    path: ProviderPath,
     query: Result<Query<EnvironmentQuery>, QueryRejection>,
 ) -> Result<Json<ConnectionView>, ApiError> {
-    let environment = EnvironmentQuery::parse(query)?;
+    let environment = EnvironmentQuery::parse(query);
     attempt(
         &state,
         &caller,
         READERS,
         "oauth_connection_read",
-        &vault::resource(provider, environment),
+        &path.resource(environment.as_ref().ok().copied()),
         async {
+            let provider = path.parse()?;
+            let environment = environment?;
             Ok(Json(
                 vault::connection(&state, provider, environment).await?,
             ))
@@ -157,17 +156,19 @@ async fn connection(
 async fn disconnect(
     State(state): State<AppState>,
     caller: Caller,
-    ProviderPath(provider): ProviderPath,
+    path: ProviderPath,
     query: Result<Query<EnvironmentQuery>, QueryRejection>,
 ) -> Result<Json<Disconnected>, ApiError> {
-    let environment = EnvironmentQuery::parse(query)?;
+    let environment = EnvironmentQuery::parse(query);
     attempt(
         &state,
         &caller,
         ADMIN,
         "oauth_disconnected",
-        &vault::resource(provider, environment),
+        &path.resource(environment.as_ref().ok().copied()),
         async {
+            let provider = path.parse()?;
+            let environment = environment?;
             Ok(Json(
                 vault::disconnect(&state, &caller, provider, environment).await?,
             ))
@@ -186,17 +187,19 @@ async fn disconnect(
 async fn token(
     State(state): State<AppState>,
     caller: Caller,
-    ProviderPath(provider): ProviderPath,
+    path: ProviderPath,
     query: Result<Query<EnvironmentQuery>, QueryRejection>,
 ) -> Result<Json<TokenGrant>, ApiError> {
-    let environment = EnvironmentQuery::parse(query)?;
+    let environment = EnvironmentQuery::parse(query);
     attempt(
         &state,
         &caller,
         TOKEN_ROLES,
         "token_retrieved",
-        &vault::resource(provider, environment),
+        &path.resource(environment.as_ref().ok().copied()),
         async {
+            let provider = path.parse()?;
+            let environment = environment?;
             Ok(Json(
                 refresh::valid_token(&state, &caller, provider, environment).await?,
             ))

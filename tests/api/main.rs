@@ -8,6 +8,7 @@ mod canary;
 mod encryption;
 mod fake_oauth;
 mod fake_providers;
+mod hardening;
 mod health;
 mod helpers;
 mod http;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: starts the local PostgreSQL and Redis if they are down, runs every Rust
 # test (unit and integration, against the real services), then the deployment checks
-# (nginx in front of the real app, compose validation, the operator workflow script).
+# (nginx in front of the real app, compose validation, the operator workflow script) and the
+# API contract (schemathesis against the running service).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,4 +34,5 @@ fi
 if [ "${SKIP_DEPLOY_CHECKS:-}" != "1" ]; then
   cargo build --locked --bin hsq-config
   bash scripts/ci-deploy.sh
+  bash scripts/test-contract.sh
 fi

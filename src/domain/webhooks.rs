@@ -25,14 +25,16 @@ pub fn secret_aad(id: Uuid) -> Aad {
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
     /// Absolute http(s) URL the events are delivered to.
+    #[schema(format = "uri", pattern = "^https?://[^/?#\\s]+", max_length = 2048)]
     pub url: String,
     pub events: Vec<String>,
     /// Signing secret; sealed at rest, masked on read.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 8, max_length = 4096, pattern = "^\\S+$")]
     pub secret: Option<SecretString>,
     pub provider: Option<Provider>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
 }
 

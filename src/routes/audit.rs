@@ -32,12 +32,16 @@ pub struct AuditQuery {
     /// Actor name (the API token's name).
     actor: Option<String>,
     resource_id: Option<String>,
+    #[param(value_type = Option<bool>)]
     success: Option<String>,
     /// RFC 3339 time, inclusive.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     since: Option<String>,
     /// RFC 3339 time, exclusive.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     until: Option<String>,
     /// 1 to 500, default 50.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -34,7 +34,7 @@ pub struct BackupRequest {
     /// Re-seal secrets under a key derived from this passphrase (at least 16 characters), so
     /// the file restores under another `ENCRYPTION_KEY`. Without it, `BACKUP_PASSPHRASE` is
     /// used when set; otherwise secrets stay sealed as stored.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 16)]
     pub passphrase: Option<SecretString>,
 }
 

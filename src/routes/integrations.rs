@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use super::{ADMIN, IntegrationPath, READERS, etag, if_match};
 use crate::domain::Role;
 use crate::domain::audit::{Resource, attempt};
-use crate::domain::integrations::{self, ConfigInput, ConfigView, RevealedSecrets};
+use crate::domain::integrations::{self, ConfigInput, ConfigPatch, ConfigView, RevealedSecrets};
 use crate::domain::validation::{self, ValidationReport};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Problem};
@@ -113,7 +113,7 @@ async fn replace(
 #[utoipa::path(patch, path = "/api/config/integrations/{provider}/{environment}", tag = "integrations",
     params(IntegrationPath,
            ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, content_type = "application/merge-patch+json"),
+    request_body(content = ConfigPatch, content_type = "application/merge-patch+json"),
     security(("bearer" = [])),
     responses((status = 200, body = ConfigView), (status = 404, body = Problem),
                (status = 412, body = Problem), (status = 422, body = Problem)))]

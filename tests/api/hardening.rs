@@ -187,9 +187,8 @@ async fn sixty_thousand_unknown_fields_get_a_bounded_answer_and_a_bounded_audit_
     let app = TestApp::spawn().await;
     let body = json!({"secrets": {"secret_key": STRIPE_TEST_KEY}});
     assert_eq!(app.put_json(STRIPE, &body).await.status(), 201);
-    let settings: serde_json::Map<String, Value> = (0..60_000)
-        .map(|i| (format!("k{i}"), json!("x")))
-        .collect();
+    let settings: serde_json::Map<String, Value> =
+        (0..60_000).map(|i| (format!("k{i}"), json!("x"))).collect();
     let r = app
         .patch_json(STRIPE, &json!({ "settings": settings }))
         .await;

@@ -47,6 +47,21 @@ pub struct ConfigInput {
     pub secrets: SecretMap,
 }
 
+/// Body of `PATCH /api/config/integrations/{provider}/{environment}`: a JSON merge patch of
+/// the configuration. Omitted members stay as they are; `null` removes a setting or secret.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read as a merge patch; this type only documents it
+pub struct ConfigPatch {
+    /// `null` turns the integration back on (the default).
+    enabled: Option<bool>,
+    /// Settings to set, or `null` to remove one.
+    #[schema(value_type = Option<Object>)]
+    settings: Option<Map<String, Value>>,
+    /// Secrets to set, or `null` to remove one.
+    secrets: Option<BTreeMap<String, Option<String>>>,
+}
+
 fn default_true() -> bool {
     true
 }
@@ -244,6 +259,8 @@ pub async fn patch(
             ));
         }
     }
+    // The patch's own shape is judged before the stored row (and its version) is looked at.
+    Snapshot::default().patched(&patch)?;
     let mut tx = state.db.begin().await?;
     let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str())
         .await?

@@ -12,6 +12,7 @@ use crate::infra::crypto::{KeyRing, SecretMap};
 use crate::store::integrations::ConfigRow;
 
 /// A config's content before or after a change; `secrets` is None when it could not be opened.
+#[derive(Default)]
 pub(super) struct Snapshot {
     pub enabled: bool,
     pub settings: Map<String, Value>,
@@ -48,10 +49,10 @@ impl Snapshot {
         }
         let mut settings = Value::Object(self.settings.clone());
         if let Some(p) = patch.get("settings") {
-            if !p.is_object() {
+            if !p.is_object() && !p.is_null() {
                 return Err(ApiError::field(
                     "settings",
-                    "invalid value; expected an object",
+                    "invalid value; expected an object or null",
                 ));
             }
             crate::http::json::merge_patch(&mut settings, p);
@@ -59,6 +60,8 @@ impl Snapshot {
         let mut secrets = self.secrets().clone();
         match patch.get("secrets") {
             None => {}
+            // RFC 7396: null removes the member, here every secret.
+            Some(Value::Null) => secrets.clear(),
             Some(Value::Object(changes)) => {
                 for (name, value) in changes {
                     match value {
@@ -80,7 +83,7 @@ impl Snapshot {
             Some(_) => {
                 return Err(ApiError::field(
                     "secrets",
-                    "invalid value; expected an object",
+                    "invalid value; expected an object or null",
                 ));
             }
         }

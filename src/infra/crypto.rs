@@ -416,4 +416,32 @@ mod tests {
         assert!(printed.contains(&keys.current_id().to_string()));
         assert!(!printed.contains(&"07".repeat(32)));
     }
+
+    // Property tests: the sealed-value envelope is bytes from outside (a database row, a
+    // backup file); no input makes `open` panic or yield anything but the sealed plaintext.
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_open_to_an_error_never_a_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let keys = KeyRing::from_bytes([9; 32], &[]);
+            proptest::prop_assert!(keys.open(&bytes, &Aad::new("t", 1, "f")).is_err());
+            let _ = sealed_key_id(&bytes);
+        }
+
+        #[test]
+        fn a_seal_opens_only_unchanged_and_in_place(
+            plain in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            flip in 0usize..400,
+            bit in 0u8..8,
+        ) {
+            let keys = KeyRing::from_bytes([9; 32], &[]);
+            let aad = Aad::new("t", 1, "f");
+            let sealed = keys.seal(&plain, &aad);
+            proptest::prop_assert_eq!(&keys.open(&sealed, &aad).expect("opens")[..], &plain[..]);
+            proptest::prop_assert!(keys.open(&sealed, &Aad::new("t", 2, "f")).is_err());
+            let mut tampered = sealed.clone();
+            let i = flip % tampered.len();
+            tampered[i] ^= 1 << bit;
+            proptest::prop_assert!(keys.open(&tampered, &aad).is_err());
+        }
+    }
 }

@@ -70,7 +70,8 @@ pub struct Integrity {
     pub algorithm: String,
     /// `keyring:<key id>` or `passphrase`: which key the tag is computed with.
     pub key: String,
-    /// Base64 HMAC over the canonical JSON of the document without `integrity`.
+    /// Base64 HMAC over the canonical JSON of the document without this tag (version 1:
+    /// without `integrity`).
     pub tag: String,
 }
 
@@ -167,17 +168,30 @@ impl Sealed {
     }
 }
 
-/// The HMAC over the document without its `integrity` member.
+/// The HMAC over what [`signed_content`] says the tag covers.
 fn mac(key: &[u8], unsigned: &Value) -> Hmac<Sha256> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(&canonical::to_vec(unsigned));
     mac
 }
 
-fn without_integrity(doc: &Value) -> Value {
+/// What the tag covers. Version 1: everything but `integrity`. Version 2 also covers
+/// `integrity.algorithm` and `integrity.key`, so no byte of the file but the tag itself can
+/// change unnoticed (a one-byte edit of the key name was invisible to a version 1 tag).
+fn signed_content(doc: &Value) -> Value {
     let mut unsigned = doc.clone();
+    let version = doc.get("format_version").and_then(Value::as_u64);
     if let Value::Object(map) = &mut unsigned {
-        map.remove("integrity");
+        match version {
+            Some(1) => {
+                map.remove("integrity");
+            }
+            _ => {
+                if let Some(Value::Object(integrity)) = map.get_mut("integrity") {
+                    integrity.remove("tag");
+                }
+            }
+        }
     }
     unsigned
 }
@@ -191,7 +205,7 @@ impl Document {
             tag: String::new(),
         };
         let value = serde_json::to_value(&*self).expect("a backup document always serializes");
-        let tag = mac(key, &without_integrity(&value)).finalize().into_bytes();
+        let tag = mac(key, &signed_content(&value)).finalize().into_bytes();
         self.integrity.tag = B64.encode(tag);
     }
 
@@ -307,7 +321,7 @@ impl Parsed {
         let tag = B64
             .decode(&self.document.integrity.tag)
             .map_err(|_| BackupError::Modified)?;
-        mac(key, &without_integrity(&self.value))
+        mac(key, &signed_content(&self.value))
             .verify_slice(&tag)
             .map_err(|_| BackupError::Modified)
     }
@@ -317,7 +331,7 @@ impl Parsed {
 mod tests {
     use super::*;
 
-    fn signed() -> Document {
+    pub(super) fn signed() -> Document {
         let mut doc = Document {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
@@ -359,6 +373,18 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_of_the_integrity_key_name_is_refused() {
+        // Found by the property test below: version 1 tags did not cover `integrity.key`.
+        let text = String::from_utf8(signed().to_bytes()).expect("utf-8");
+        let edited = text.replace("keyring:0011", "keyring:9911");
+        let parsed = parse(edited.as_bytes(), true).expect("still parses");
+        assert!(matches!(
+            parsed.verify(&[7; 32]),
+            Err(BackupError::Modified)
+        ));
+    }
+
+    #[test]
     fn a_newer_format_is_named() {
         let mut value: Value = serde_json::from_slice(&signed().to_bytes()).expect("json");
         value["format_version"] = Value::from(FORMAT_VERSION + 1);
@@ -368,5 +394,27 @@ mod tests {
                 .contains(&format!("version {}", FORMAT_VERSION + 1)),
             "{err}"
         );
+    }
+
+    // Property tests: a backup file is bytes from outside; none makes the parser panic, and
+    // no edit of a signed file survives verification.
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_to_a_document_or_a_refusal(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            if let Ok(parsed) = parse(&bytes, true) {
+                let _ = parsed.verify(&[7; 32]);
+            }
+        }
+
+        #[test]
+        fn no_one_byte_edit_of_a_signed_file_verifies(at in 0usize..10_000, byte in proptest::num::u8::ANY) {
+            let mut bytes = signed().to_bytes();
+            let i = at % bytes.len();
+            proptest::prop_assume!(bytes[i] != byte);
+            bytes[i] = byte;
+            if let Ok(parsed) = parse(&bytes, true) {
+                proptest::prop_assert!(parsed.verify(&[7; 32]).is_err());
+            }
+        }
     }
 }

@@ -170,4 +170,27 @@ mod tests {
         assert!(no_rotation.refresh_token.is_none());
         assert_eq!(no_rotation.token_type, "bearer");
     }
+
+    // Property test: a token response is a provider's bytes; none makes reading it panic.
+    proptest::proptest! {
+        #[test]
+        fn any_token_response_body_is_read_or_refused(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            camel in proptest::bool::ANY,
+        ) {
+            let body = if camel {
+                let mut b = br#"{"accessToken":"a","#.to_vec();
+                b.extend_from_slice(&body);
+                b
+            } else {
+                body
+            };
+            let renamed = snake_case_token_fields(body);
+            if let Ok(r) = serde_json::from_slice::<Response>(&renamed) {
+                for p in Provider::ALL {
+                    let _ = to_token_set(r.clone(), providers::spec(p).oauth());
+                }
+            }
+        }
+    }
 }

@@ -107,3 +107,58 @@ fn a_body_needs_a_json_media_type_in_utf_8() {
         );
     }
 }
+
+/// JSON values of bounded size: the shapes bodies are made of.
+fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        "[a-z\u{0}\u{e9}]{0,6}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-c\u{0}]{1,2}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+// Property tests: the body reader is the front door for outside bytes.
+proptest::proptest! {
+    #[test]
+    fn any_bytes_are_read_or_refused_never_a_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+        let _ = JsonBody::from_json_bytes(bytes).value();
+    }
+
+    #[test]
+    fn an_object_is_read_back_exactly_unless_it_holds_nul(value in json_value()) {
+        let object = serde_json::json!({ "v": value });
+        let read = JsonBody::from_json_bytes(serde_json::to_vec(&object).expect("json")).value();
+        if has_nul(&object) {
+            proptest::prop_assert!(matches!(read, Err(ApiError::Validation(_))));
+        } else {
+            proptest::prop_assert_eq!(read.expect("read"), object);
+        }
+    }
+
+    #[test]
+    fn a_merge_patch_applied_twice_is_applied_once(target in json_value(), patch in json_value()) {
+        let mut once = target.clone();
+        merge_patch(&mut once, &patch);
+        let mut twice = once.clone();
+        merge_patch(&mut twice, &patch);
+        proptest::prop_assert_eq!(once, twice);
+    }
+}

@@ -100,10 +100,63 @@ async fn no_secret_reaches_the_log_even_at_trace() {
             .put(&path)
             .bearer_auth(CANARY)
             .json(&json!({"secrets": {"secret_key": CANARY}})),
+        // The body reader's refusals: a repeated key, NUL, a top-level array, no JSON type.
+        client
+            .put(&path)
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(format!(
+                "{{\"secrets\": {{\"secret_key\": \"{CANARY}\", \"secret_key\": \"{CANARY}\"}}}}"
+            )),
+        client
+            .put(&path)
+            .bearer_auth(&admin)
+            .json(&json!({"secrets": {"secret_key": format!("{CANARY}\u{0}")}})),
+        client
+            .put(&path)
+            .bearer_auth(&admin)
+            .json(&json!([{"secrets": {"secret_key": CANARY}}])),
+        client
+            .put(&path)
+            .bearer_auth(&admin)
+            .header("content-type", "text/plain")
+            .body(format!("{{\"secrets\": {{\"secret_key\": \"{CANARY}\"}}}}")),
+        client
+            .patch(&path)
+            .bearer_auth(&admin)
+            .json(&json!({"settings": {"colour": CANARY}, "secrets": {"secret_key": CANARY}})),
     ];
+    let mut bodies = Vec::new();
     for call in calls {
-        call.send().await.expect("send");
+        let request = call.build().expect("request");
+        let reveal = request.url().path().ends_with("/reveal");
+        let text = client
+            .execute(request)
+            .await
+            .expect("send")
+            .text()
+            .await
+            .expect("body");
+        if !reveal {
+            bodies.push(text);
+        }
     }
+    let leaked: Vec<&String> = bodies
+        .iter()
+        .filter(|b| b.contains("CANARY7f3a9c1e5b2d8f40aa"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "a response other than reveal held the secret: {leaked:?}"
+    );
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("db");
+    let in_audit: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM configuration_audit_logs WHERE details::text LIKE '%CANARY7f3a9c1e5b2d8f40aa%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("audit rows");
+    assert_eq!(in_audit, 0, "the secret reached the audit log");
     let _ = child.start_kill();
     let _ = child.wait().await;
 

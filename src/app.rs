@@ -63,6 +63,7 @@ impl Application {
             crate::domain::backup::schedule::spawn(state.clone(), background.clone());
         }
         crate::domain::audit_retention::spawn(state.clone(), background.clone());
+        crate::domain::audit_sequencer::spawn(state.clone(), background.clone());
         let addr = SocketAddr::new(state.settings.bind_address, state.settings.port);
         let listener = TcpListener::bind(addr)
             .await

@@ -2,9 +2,10 @@
 //!
 //! Each row's hash is SHA-256 over a domain label, the previous row's hash and the canonical
 //! JSON of the row's content (id, time, actor, action, resource, outcome, details). Writers
-//! append under a lock on the one-row chain head (`store::audit::insert`), so chain order is id
-//! order. Retention deletes a prefix of the chain and records the hash of the last row it
-//! deleted as a checkpoint, from which the remaining rows still verify.
+//! append without a lock; the sequencer (`audit_sequencer`) chains committed rows shortly after,
+//! giving each its position (`chain_seq`). Retention deletes a prefix of the chain and records
+//! the hash of the last row it deleted as a checkpoint, from which the remaining rows still
+//! verify.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -125,7 +126,10 @@ pub struct Break {
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     pub rows_verified: u64,
+    /// Rows written before the chain existed.
     pub unchained_rows: i64,
+    /// Committed rows another replica's sequencer was still chaining when the check ran.
+    pub pending_rows: i64,
     pub starts_after_checkpoint: Option<i64>,
     pub first_break: Option<Break>,
 }
@@ -139,25 +143,28 @@ impl VerifyReport {
 /// Walks the chain from the latest retention checkpoint (or the genesis hash) and reports the
 /// first row whose content, link or position does not verify.
 pub async fn verify(state: &AppState) -> Result<VerifyReport, sqlx::Error> {
-    // One snapshot: rows appended or deleted by retention while we read do not look like
-    // breaks.
+    // Whatever is committed is chained first, so the check covers it.
+    crate::domain::audit_sequencer::chain_pending(state).await?;
+    // One snapshot: rows chained or deleted by retention while we read do not look like breaks.
     let mut tx = crate::store::point_in_time(&state.db).await?;
+    let head = chain::head(&mut tx).await?;
     let checkpoint = chain::latest_checkpoint(&mut tx).await?;
     let mut expected_prev = checkpoint
         .as_ref()
         .map_or(GENESIS.to_vec(), |(_, h)| h.clone());
-    let mut after = checkpoint.as_ref().map_or(0, |(id, _)| *id);
+    let mut after = checkpoint.as_ref().map_or(0, |(seq, _)| *seq);
     let mut report = VerifyReport {
         rows_verified: 0,
-        unchained_rows: chain::unchained_count(&mut tx).await?,
-        starts_after_checkpoint: checkpoint.as_ref().map(|(id, _)| *id),
+        unchained_rows: chain::legacy_count(&mut tx, head.legacy_through_id).await?,
+        pending_rows: chain::pending_count(&mut tx, head.legacy_through_id).await?,
+        starts_after_checkpoint: checkpoint.as_ref().map(|(seq, _)| *seq),
         first_break: None,
     };
-    let mut last_id = checkpoint.as_ref().map(|(id, _)| *id);
+    let mut last_seq = checkpoint.as_ref().map(|(seq, _)| *seq);
     loop {
         let page = chain::chained_page(&mut tx, after, PAGE).await?;
         let Some(last) = page.last() else { break };
-        after = last.id;
+        after = last.chain_seq.unwrap_or(after);
         for row in &page {
             if let Some(reason) = check(row, &expected_prev) {
                 report.first_break = Some(Break {
@@ -167,20 +174,22 @@ pub async fn verify(state: &AppState) -> Result<VerifyReport, sqlx::Error> {
                 return Ok(report);
             }
             expected_prev = row.hash.clone().unwrap_or_default();
-            last_id = Some(row.id);
+            last_seq = row.chain_seq;
             report.rows_verified += 1;
         }
     }
-    // The head names the newest row: rows cut from the end of the chain show up here.
-    let (head_id, head_hash) = chain::head(&mut tx).await?;
     tx.rollback().await?;
-    if head_id != last_id || head_hash != expected_prev {
+    // The head names the newest chained row: rows cut from the end of the chain show up here.
+    if head.last_seq.filter(|s| *s > 0) != last_seq.filter(|s| *s > 0)
+        || head.last_hash != expected_prev
+    {
         report.first_break = Some(Break {
-            row_id: head_id.unwrap_or_default(),
+            row_id: head.last_id.unwrap_or_default(),
             reason: format!(
-                "the chain head names row {} but the last row that verifies is {}; rows were removed from the end",
-                head_id.map_or_else(|| "none".to_owned(), |id| id.to_string()),
-                last_id.map_or_else(|| "none".to_owned(), |id| id.to_string())
+                "the chain head names position {} but the last row that verifies is at {}; rows were removed from the end",
+                head.last_seq
+                    .map_or_else(|| "none".to_owned(), |s| s.to_string()),
+                last_seq.map_or_else(|| "none".to_owned(), |s| s.to_string())
             ),
         });
     }

@@ -43,9 +43,16 @@ pub async fn apply(
         batches: 0,
         deleted_through_id: None,
     };
+    {
+        // Rows from before the chain existed go by age alone.
+        let mut conn = state.db.acquire().await?;
+        let head = chain::head(&mut conn).await?;
+        report.deleted +=
+            chain::delete_legacy_before(&mut conn, head.legacy_through_id, cutoff).await?;
+    }
     loop {
         let mut tx = state.db.begin().await?;
-        // Rows are chained in id order, so only a prefix may go: stop at the first young row.
+        // Only a prefix of the chain may go: stop at the first young row.
         let oldest = chain::oldest_for_delete(&mut tx, BATCH).await?;
         let old: Vec<_> = oldest
             .iter()
@@ -56,9 +63,7 @@ pub async fn apply(
             break;
         };
         let deleted = chain::delete_through(&mut tx, *through).await?;
-        if let Some(hash) = hash {
-            chain::insert_checkpoint(&mut tx, *through, hash, deleted as i64).await?;
-        }
+        chain::insert_checkpoint(&mut tx, *through, hash, deleted as i64).await?;
         tx.commit().await?;
         report.deleted += deleted;
         report.batches += 1;

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod audit_chain;
 pub mod audit_log;
 pub mod audit_retention;
+pub mod audit_sequencer;
 pub mod backup;
 pub mod health;
 pub mod integrations;

@@ -2,9 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
-
-use super::audit_chain;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 /// One audit row as written. `details` holds field names and plain values, never a secret.
@@ -40,36 +38,23 @@ pub struct AuditRow {
     pub environment: Option<String>,
     pub success: bool,
     pub details: sqlx::types::Json<Value>,
-    /// The previous row's hash and this row's (see `audit_chain`); None on pre-chain rows.
+    /// The previous row's hash and this row's (see `audit_chain`); None until chained, and
+    /// on rows written before the chain existed.
     pub prev_hash: Option<Vec<u8>>,
     pub hash: Option<Vec<u8>>,
+    /// The row's position in the chain, once chained.
+    pub chain_seq: Option<i64>,
 }
 
-/// The one audit insert path. Appends the row to the hash chain: locks the chain head (in the
-/// caller's transaction, or a transaction of its own when there is none), so concurrent
-/// writers append one after another, and the row's hash covers its content and the previous
-/// row's hash.
-pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<i64, sqlx::Error> {
-    // A savepoint inside the caller's transaction; a real transaction on a bare connection.
-    let mut tx = conn.begin().await?;
-    let prev_hash = audit_chain::lock_head(&mut tx).await?;
-    // The id, the time and the details exactly as PostgreSQL will store them (jsonb
-    // normalizes), so the hash computed here is the hash `audit verify` recomputes.
-    let (id, occurred_at, details): (i64, DateTime<Utc>, sqlx::types::Json<Value>) =
-        sqlx::query_as(
-            "SELECT nextval(pg_get_serial_sequence('configuration_audit_logs', 'id')),
-                clock_timestamp(), $1::jsonb",
-        )
-        .bind(&row.details)
-        .fetch_one(&mut *tx)
-        .await?;
-    let content = crate::domain::audit_chain::Content::of_new(id, occurred_at, row, &details.0);
-    let hash = crate::domain::audit_chain::row_hash(&prev_hash, &content);
+/// The one audit insert path: a plain INSERT in the caller's transaction (or on its own,
+/// committed when it returns). No lock is taken; the sequencer chains the row shortly after
+/// it commits (`domain::audit_chain`).
+pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO configuration_audit_logs
-           (id, occurred_at, actor_token_id, actor_name, actor_ip, request_id, user_agent, action,
-            resource_type, resource_id, provider, environment, success, details, prev_hash, hash)
-         VALUES ($13, $14, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $15, $16)",
+           (actor_token_id, actor_name, actor_ip, request_id, user_agent, action, resource_type,
+            resource_id, provider, environment, success, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(row.actor_token_id)
     .bind(&row.actor_name)
@@ -82,16 +67,10 @@ pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<i64, s
     .bind(&row.provider)
     .bind(&row.environment)
     .bind(row.success)
-    .bind(&details)
-    .bind(id)
-    .bind(occurred_at)
-    .bind(&prev_hash)
-    .bind(&hash)
-    .execute(&mut *tx)
-    .await?;
-    audit_chain::set_head(&mut tx, id, &hash).await?;
-    tx.commit().await?;
-    Ok(id)
+    .bind(sqlx::types::Json(&row.details))
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Filters of `GET /api/config/audit`; `None` means "any".

@@ -55,28 +55,42 @@ async fn age_first_rows(db: &PgPool, n: i64) {
     .execute(db)
     .await
     .expect("age rows");
+    // Rebuild the chain in id order with the aged times, holding the head so no sequencer
+    // chains anything meanwhile.
+    let mut tx = db.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM audit_chain_head FOR UPDATE")
+        .execute(&mut *tx)
+        .await
+        .expect("hold the head");
+    sqlx::query("UPDATE configuration_audit_logs SET chain_seq = NULL WHERE true")
+        .execute(&mut *tx)
+        .await
+        .expect("unplace");
     let rows: Vec<AuditRow> = sqlx::query_as("SELECT * FROM configuration_audit_logs ORDER BY id")
-        .fetch_all(db)
+        .fetch_all(&mut *tx)
         .await
         .expect("rows");
     let mut prev = GENESIS.to_vec();
     for row in rows {
         let hash = audit_chain::row_hash(&prev, &Content::of_stored(&row));
-        sqlx::query("UPDATE configuration_audit_logs SET prev_hash = $2, hash = $3 WHERE id = $1")
+        sqlx::query(
+            "UPDATE configuration_audit_logs SET prev_hash = $2, hash = $3, chain_seq = $1 WHERE id = $1",
+        )
+        .bind(row.id)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await
+        .expect("rechain");
+        sqlx::query("UPDATE audit_chain_head SET last_id = $1, last_seq = $1, last_hash = $2")
             .bind(row.id)
-            .bind(&prev)
             .bind(&hash)
-            .execute(db)
-            .await
-            .expect("rechain");
-        sqlx::query("UPDATE audit_chain_head SET last_id = $1, last_hash = $2")
-            .bind(row.id)
-            .bind(&hash)
-            .execute(db)
+            .execute(&mut *tx)
             .await
             .expect("head");
         prev = hash;
     }
+    tx.commit().await.expect("commit");
 }
 
 #[tokio::test]
@@ -160,10 +174,12 @@ async fn audit_verify_names_an_edited_row_and_a_removed_row() {
         text(&out.stderr)
     );
 
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM configuration_audit_logs ORDER BY id")
-        .fetch_all(&app.db.pool)
-        .await
-        .expect("ids");
+    // In chain order (everything is chained once `audit verify` has run).
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM configuration_audit_logs ORDER BY chain_seq")
+            .fetch_all(&app.db.pool)
+            .await
+            .expect("ids");
     let edited = ids[ids.len() / 2];
     let original: String =
         sqlx::query_scalar("SELECT actor_name FROM configuration_audit_logs WHERE id = $1")
@@ -214,10 +230,13 @@ async fn audit_verify_names_an_edited_row_and_a_removed_row() {
 async fn cutting_rows_from_the_end_is_caught_by_the_chain_head() {
     let app = TestApp::spawn().await;
     busy_writers(&app).await;
-    let newest: i64 = sqlx::query_scalar("SELECT max(id) FROM configuration_audit_logs")
-        .fetch_one(&app.db.pool)
-        .await
-        .expect("max");
+    assert!(audit_chain::verify(app.state()).await.expect("verify").ok());
+    let newest: i64 = sqlx::query_scalar(
+        "SELECT id FROM configuration_audit_logs ORDER BY chain_seq DESC LIMIT 1",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("newest");
     sqlx::query("DELETE FROM configuration_audit_logs WHERE id = $1")
         .bind(newest)
         .execute(&app.db.pool)

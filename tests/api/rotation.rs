@@ -91,8 +91,8 @@ async fn rotation_survives_kill_9_while_the_api_serves_and_the_old_key_can_then_
         })
     };
 
-    // First run: one value per batch; after the first committed batch, hold the audit chain
-    // head so the next batch cannot commit, then kill -9 it mid-transaction.
+    // First run: one value per batch; after the first committed batch, hold audit inserts so
+    // the next batch cannot commit, then kill -9 it mid-transaction.
     let mut child = command(&vars_b, &["rotate-key", "--batch-size", "1"])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -101,10 +101,10 @@ async fn rotation_survives_kill_9_while_the_api_serves_and_the_old_key_can_then_
     let first = lines.next().expect("a progress line").expect("utf8");
     assert!(first.starts_with("batch 1:"), "{first}");
     let mut hold = app.db.pool.begin().await.expect("begin");
-    sqlx::query("SELECT 1 FROM audit_chain_head FOR UPDATE")
+    sqlx::query("LOCK TABLE configuration_audit_logs IN SHARE MODE")
         .execute(&mut *hold)
         .await
-        .expect("lock the chain head");
+        .expect("hold audit inserts");
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
     hold.rollback().await.expect("release");

@@ -339,15 +339,18 @@ pub async fn reveal(
     provider: Provider,
     environment: Environment,
 ) -> Result<RevealedSecrets, ApiError> {
-    let keys = state.keyring();
-    let mut tx = state.db.begin().await?;
-    let row = rows::find(&mut tx, provider.as_str(), environment.as_str())
+    let mut conn = state.db.acquire().await?;
+    let row = rows::find(&mut conn, provider.as_str(), environment.as_str())
         .await?
         .ok_or_else(|| not_configured(provider, environment))?;
-    let secrets = keys.open_map(&row.secrets, &secrets_aad(row.id))?;
+    let secrets = state
+        .keyring()
+        .open_map(&row.secrets, &secrets_aad(row.id))?;
     let names: Vec<&String> = secrets.keys().collect();
+    // One statement, committed when it returns: the secrets leave only after their audit row
+    // is durable. No transaction is needed: the row says which version was revealed.
     audit::write(
-        &mut tx,
+        &mut conn,
         &audit::row(
             caller,
             "secret_revealed",
@@ -357,7 +360,6 @@ pub async fn reveal(
         ),
     )
     .await?;
-    tx.commit().await?;
     Ok(RevealedSecrets {
         provider,
         environment,

@@ -58,11 +58,12 @@ pub async fn valid_token(
         (seen, false)
     };
     let grant = TokenGrant::open(state.keyring(), &row)?;
-    let mut tx = state.db.begin().await?;
     let details =
         json!({ "refreshed": refreshed, "expires_at": row.expires_at, "version": row.version });
+    // One statement, committed when it returns, before the token leaves.
+    let mut conn = state.db.acquire().await?;
     audit::write(
-        &mut tx,
+        &mut conn,
         &audit::row(
             caller,
             "token_retrieved",
@@ -72,7 +73,6 @@ pub async fn valid_token(
         ),
     )
     .await?;
-    tx.commit().await?;
     Ok(grant)
 }
 

@@ -144,7 +144,7 @@ impl VerifyReport {
 /// first row whose content, link or position does not verify.
 pub async fn verify(state: &AppState) -> Result<VerifyReport, sqlx::Error> {
     // Whatever is committed is chained first, so the check covers it.
-    crate::domain::audit_sequencer::chain_pending(state).await?;
+    crate::domain::audit_sequencer::chain_committed(state).await?;
     // One snapshot: rows chained or deleted by retention while we read do not look like breaks.
     let mut tx = crate::store::point_in_time(&state.db).await?;
     let head = chain::head(&mut tx).await?;

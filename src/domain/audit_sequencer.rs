@@ -21,10 +21,10 @@ const BATCH: i64 = 500;
 /// How often each replica looks for rows to chain.
 const TICK: Duration = Duration::from_millis(200);
 
-/// Chains one batch. `None`: another sequencer holds the head right now.
-async fn chain_batch(state: &AppState) -> Result<Option<usize>, sqlx::Error> {
+/// Chains one batch. `None`: another sequencer holds the head right now (and `wait` is off).
+async fn chain_batch(state: &AppState, wait: bool) -> Result<Option<usize>, sqlx::Error> {
     let mut tx = state.db.begin().await?;
-    let Some(head) = chain::claim_head(&mut tx).await? else {
+    let Some(head) = chain::claim_head(&mut tx, !wait).await? else {
         return Ok(None);
     };
     let rows = chain::pending(&mut tx, head.legacy_through_id, BATCH).await?;
@@ -55,9 +55,19 @@ async fn chain_batch(state: &AppState) -> Result<Option<usize>, sqlx::Error> {
 /// Chains every committed row that is not chained yet; returns how many this call chained.
 /// Stops early when another replica is chaining (it will finish the work).
 pub async fn chain_pending(state: &AppState) -> Result<u64, sqlx::Error> {
+    chain_all(state, false).await
+}
+
+/// Like [`chain_pending`], but waits for a sequencer at work instead of leaving it the rest:
+/// when it returns, every row committed before the call is chained.
+pub async fn chain_committed(state: &AppState) -> Result<u64, sqlx::Error> {
+    chain_all(state, true).await
+}
+
+async fn chain_all(state: &AppState, wait: bool) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        match chain_batch(state).await? {
+        match chain_batch(state, wait).await? {
             Some(n) if n > 0 => total += n as u64,
             _ => return Ok(total),
         }

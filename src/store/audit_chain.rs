@@ -19,14 +19,35 @@ pub struct Head {
     pub legacy_through_id: i64,
 }
 
-/// Takes the chain head for this transaction, or None when another sequencer holds it.
-pub async fn claim_head(conn: &mut PgConnection) -> Result<Option<Head>, sqlx::Error> {
-    sqlx::query_as(
+/// Takes the chain head for this transaction. With `skip_if_held`, None when another
+/// sequencer holds it; otherwise waits for it.
+pub async fn claim_head(
+    conn: &mut PgConnection,
+    skip_if_held: bool,
+) -> Result<Option<Head>, sqlx::Error> {
+    if skip_if_held {
+        return sqlx::query_as(
+            "SELECT last_id, last_seq, last_hash, legacy_through_id FROM audit_chain_head
+              WHERE singleton FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_optional(conn)
+        .await;
+    }
+    // A sequencer holds the head for one batch; waiting longer means it is stuck, and the
+    // caller is better told "not now" than kept waiting.
+    sqlx::query("SET LOCAL lock_timeout = '5s'")
+        .execute(&mut *conn)
+        .await?;
+    match sqlx::query_as(
         "SELECT last_id, last_seq, last_hash, legacy_through_id FROM audit_chain_head
-          WHERE singleton FOR UPDATE SKIP LOCKED",
+          WHERE singleton FOR UPDATE",
     )
     .fetch_optional(conn)
     .await
+    {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => Ok(None),
+        other => other,
+    }
 }
 
 /// The head as last committed.

@@ -7,8 +7,8 @@ use hsq_config::backup::restore::{self, Mode, RestoreOptions};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, problem};
-use crate::ops::{canaries, cli, dump, keyring, picture, populate, text};
+use crate::support::helpers::{TestApp, problem};
+use crate::support::ops::{canaries, cli, dump, keyring, picture, populate, text};
 
 async fn take_backup(app: &TestApp, body: Option<Value>) -> Vec<u8> {
     let mut request = app.request(Method::POST, "/api/config/backup", &app.admin_token);

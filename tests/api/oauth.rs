@@ -7,12 +7,12 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::fake_oauth::{FakeProvider, HUB_ID, REALM_ID, STRIPE_USER_ID};
-use crate::helpers::problem;
-use crate::oauth_support::{
+use crate::support::fake_oauth::{FakeProvider, HUB_ID, REALM_ID, STRIPE_USER_ID};
+use crate::support::helpers::{fields, problem, redis_url};
+use crate::support::oauth_support::{
     RETURN_TO, callback, configure, connect, consent, get_token, open, spawn, start_flow, token_row,
 };
-use crate::tcp_proxy::TcpProxy;
+use crate::support::tcp_proxy::TcpProxy;
 
 async fn full_flow(provider: &str) {
     let fake = FakeProvider::start().await;
@@ -190,7 +190,7 @@ async fn an_expired_state_is_refused() {
     let url = consent(&app, "hubspot").await;
 
     // Bounded wait for Redis to expire the state (TTL 1 s).
-    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
+    let client = redis::Client::open(redis_url()).expect("redis");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
@@ -256,7 +256,7 @@ async fn a_foreign_return_to_is_422_and_a_denied_consent_redirects_with_its_reas
             )
             .await;
         let p = problem(r, 422).await;
-        assert_eq!(crate::helpers::fields(&p), ["return_to"], "{foreign}");
+        assert_eq!(fields(&p), ["return_to"], "{foreign}");
     }
     let r = app
         .post_json(

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::fake_oauth::{FakeProvider, HS_SECRET, QB_SECRET, STRIPE_SECRET};
-use crate::helpers::{TestApp, TestDb, base_vars};
-use crate::oauth_support::{configure, connect, expire_in, get_token, oauth_vars};
+use crate::support::fake_oauth::{FakeProvider, HS_SECRET, QB_SECRET, STRIPE_SECRET};
+use crate::support::helpers::{TestApp, TestDb, base_vars};
+use crate::support::oauth_support::{configure, connect, expire_in, get_token, oauth_vars};
 
 /// Kills the binary even when an assertion fails first.
 struct Running(Child);

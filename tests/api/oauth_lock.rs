@@ -7,7 +7,7 @@ use hsq_config::config::Settings;
 use hsq_config::oauth::lock::Lock;
 use hsq_config::redis_store::Redis;
 
-use crate::helpers::{base_vars, clear_redis_prefix};
+use crate::support::helpers::{base_vars, clear_redis_prefix};
 
 #[tokio::test]
 async fn a_lock_is_exclusive_renewed_while_held_and_released_only_by_its_owner() {

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::fake_oauth::{FakeProvider, QB_SECRET};
-use crate::helpers::problem;
-use crate::oauth_support::{
+use crate::support::fake_oauth::{FakeProvider, QB_SECRET};
+use crate::support::helpers::problem;
+use crate::support::oauth_support::{
     concurrent_token_requests, configure, connect, expire_in, get_token, open, spawn, token_row,
 };
-use crate::tcp_proxy::TcpProxy;
+use crate::support::tcp_proxy::TcpProxy;
 
 #[tokio::test]
 async fn fifty_concurrent_requests_across_two_instances_refresh_once() {

@@ -5,8 +5,8 @@ use std::time::Duration;
 use hsq_config::crypto::Aad;
 use serde_json::{Value, json};
 
-use crate::fake_providers::{Behaviour, FakeProviders};
-use crate::helpers::{STRIPE_TEST_KEY, TestApp, problem};
+use crate::support::fake_providers::{Behaviour, FakeProviders};
+use crate::support::helpers::{STRIPE_TEST_KEY, TestApp, problem, start_with_state};
 
 const STRIPE: &str = "/api/config/integrations/stripe/sandbox";
 
@@ -323,9 +323,7 @@ async fn without_redis_validation_uses_the_local_breaker_and_health_says_so() {
 async fn the_monitor_validates_each_enabled_integration_once_per_round_across_replicas() {
     let fake = FakeProviders::start().await;
     let app = app_with(&fake, &[]).await;
-    let (_, stop, sibling) = crate::helpers::start_with_state(&app.vars)
-        .await
-        .expect("sibling");
+    let (_, stop, sibling) = start_with_state(&app.vars).await.expect("sibling");
     app.put_json(STRIPE, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
         .await;
     app.put_json(

@@ -6,8 +6,8 @@ use hsq_config::backup::schedule::{Round, run_backup_round};
 use hsq_config::lease;
 use serde_json::Value;
 
-use crate::helpers::TestApp;
-use crate::ops::{canaries, populate, replica_state, text};
+use crate::support::helpers::TestApp;
+use crate::support::ops::{canaries, populate, replica_state, text};
 
 fn backup_files(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

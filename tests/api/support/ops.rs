@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{STRIPE_TEST_KEY, TestApp};
+use crate::support::helpers::{STRIPE_TEST_KEY, TestApp};
 
 pub const HUBSPOT_SECRET: &str = "hubspotClientSecretCanary42";
 pub const HUBSPOT_PAT: &str = "pat-na1-11111111-2222-3333-4444-canary555555";

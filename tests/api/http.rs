@@ -1,9 +1,12 @@
 //! HTTP hygiene: problem bodies, request ids, headers, limits, CORS, docs, and database outages.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::support::helpers::{STRIPE_TEST_KEY, TestApp, TestDb, base_vars, problem, start};
 use crate::support::tcp_proxy::TcpProxy;
+use crate::support::wait::eventually;
 
 #[tokio::test]
 async fn every_response_has_a_request_id_and_problems_carry_it() {
@@ -196,15 +199,12 @@ async fn an_unreachable_database_is_503_with_retry_after_and_the_service_recover
     assert_eq!(ready.status(), 503);
 
     proxy.restore().await;
-    // The pool reconnects on its own; bounded polling, no fixed sleep.
-    let mut status = 0;
-    for _ in 0..50 {
-        status = put().await.expect("send").status().as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, 200, "recovered after the database came back");
+    // The pool reconnects on its own.
+    eventually(
+        "the service to recover after the database came back",
+        Duration::from_secs(5),
+        async || (put().await.expect("send").status() == 200).then_some(()),
+    )
+    .await;
     stop.cancel();
 }

@@ -13,6 +13,7 @@ use crate::support::oauth_support::{
     RETURN_TO, callback, configure, connect, consent, get_token, open, spawn, start_flow, token_row,
 };
 use crate::support::tcp_proxy::TcpProxy;
+use crate::support::wait::eventually;
 
 async fn full_flow(provider: &str) {
     let fake = FakeProvider::start().await;
@@ -196,22 +197,19 @@ async fn an_expired_state_is_refused() {
         .await
         .expect("redis conn");
     let pattern = format!("{}oauth:state:*", app.prefix());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
-        if keys.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the state never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "Redis to expire the state",
+        Duration::from_secs(10),
+        async || {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut conn)
+                .await
+                .expect("keys");
+            keys.is_empty().then_some(())
+        },
+    )
+    .await;
     let outcome = callback(&app, &url).await;
     assert_eq!(outcome["reason"], "invalid_state");
     assert_eq!(fake.exchanges("hubspot"), 0);
@@ -302,15 +300,12 @@ async fn losing_redis_between_authorize_and_callback_fails_cleanly_and_recovers(
     );
 
     proxy.restore().await;
-    // Bounded polling while the connection manager reconnects.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while start_flow(&app, "quickbooks").await.status() != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Redis never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the connection manager to reconnect to Redis",
+        Duration::from_secs(20),
+        async || (start_flow(&app, "quickbooks").await.status() == 200).then_some(()),
+    )
+    .await;
     connect(&app, "quickbooks").await;
     assert!(token_row(&app, "quickbooks").await.is_some());
 }

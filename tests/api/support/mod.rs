@@ -6,3 +6,4 @@ pub mod helpers;
 pub mod oauth_support;
 pub mod ops;
 pub mod tcp_proxy;
+pub mod wait;

@@ -2,6 +2,7 @@
 //! token (code and refresh grants) and revoke/deauthorize. It checks PKCE S256, the exact
 //! redirect URI and the client authentication each provider uses, counts calls, and can be
 //! told to be slow, fail with 5xx, answer invalid_grant or omit the refresh token.
+//! It stays whole: the three endpoints share one `Fake` state, and each reads best beside it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -5,5 +5,6 @@ pub mod fake_providers;
 pub mod helpers;
 pub mod oauth_support;
 pub mod ops;
+pub mod provider_support;
 pub mod tcp_proxy;
 pub mod wait;

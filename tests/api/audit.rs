@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{STRIPE_TEST_KEY, TestApp, problem};
+use crate::support::helpers::{STRIPE_TEST_KEY, TestApp, problem};
 
 async fn page(app: &TestApp, query: &str) -> Value {
     let r = app.get(&format!("/api/config/audit?{query}")).await;

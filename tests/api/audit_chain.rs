@@ -10,8 +10,8 @@ use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::TestApp;
-use crate::ops::{cli, replica_state, text};
+use crate::support::helpers::TestApp;
+use crate::support::ops::{cli, replica_state, text};
 
 /// Writes audit rows from many requests at once on two replicas, refusals included.
 async fn busy_writers(app: &TestApp) {

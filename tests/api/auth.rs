@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{STRIPE_TEST_KEY, TestApp, problem};
+use crate::support::helpers::{STRIPE_TEST_KEY, TestApp, problem};
 
 const CONFIG: &str = "/api/config/integrations/stripe/sandbox";
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::helpers::{TestDb, base_vars};
+use crate::support::helpers::{TestDb, base_vars};
 
 const CANARY: &str = "sk_test_CANARY7f3a9c1e5b2d8f40aa";
 

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{STRIPE_TEST_KEY, TestApp, problem, random_key, start};
+use crate::support::helpers::{STRIPE_TEST_KEY, TestApp, problem, random_key, start};
 
 const LIVE_KEY: &str = "sk_live_51ProdCanaryKey000000000";
 

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::helpers::{STRIPE_TEST_KEY, TestApp, fields, problem};
+use crate::support::helpers::{STRIPE_TEST_KEY, TestApp, fields, problem};
 
 const STRIPE: &str = "/api/config/integrations/stripe/sandbox";
 

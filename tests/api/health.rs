@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, base_vars, start};
+use crate::support::helpers::{TestApp, TestDb, base_vars, start};
 
 #[tokio::test]
 async fn health_reports_each_component() {
@@ -26,7 +26,7 @@ async fn health_reports_each_component() {
 
 #[tokio::test]
 async fn redis_down_is_degraded_not_unhealthy_and_readiness_fails() {
-    let db = crate::helpers::TestDb::new().await;
+    let db = TestDb::new().await;
     let mut vars = base_vars(&db.url);
     vars.insert("REDIS_URL".into(), "redis://127.0.0.1:1".into());
     let (address, stop) = start(&vars).await.expect("starts without Redis");

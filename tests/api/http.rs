@@ -1,9 +1,12 @@
 //! HTTP hygiene: problem bodies, request ids, headers, limits, CORS, docs, and database outages.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
-use crate::helpers::{STRIPE_TEST_KEY, TestApp, problem};
-use crate::tcp_proxy::TcpProxy;
+use crate::support::helpers::{STRIPE_TEST_KEY, TestApp, TestDb, base_vars, problem, start};
+use crate::support::tcp_proxy::TcpProxy;
+use crate::support::wait::eventually;
 
 #[tokio::test]
 async fn every_response_has_a_request_id_and_problems_carry_it() {
@@ -167,11 +170,11 @@ async fn the_openapi_spec_matches_its_snapshot_and_the_docs_are_served() {
 #[tokio::test]
 async fn an_unreachable_database_is_503_with_retry_after_and_the_service_recovers() {
     let proxy = TcpProxy::start("127.0.0.1:5432").await;
-    let db = crate::helpers::TestDb::new().await;
+    let db = TestDb::new().await;
     let via_proxy = db.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
-    let mut vars = crate::helpers::base_vars(&via_proxy);
+    let mut vars = base_vars(&via_proxy);
     vars.insert("REQUEST_TIMEOUT_SECS".into(), "10".into());
-    let (address, stop) = crate::helpers::start(&vars).await.expect("start");
+    let (address, stop) = start(&vars).await.expect("start");
     let client = reqwest::Client::new();
     let admin = vars["ADMIN_API_TOKEN"].clone();
     let put = || {
@@ -196,15 +199,12 @@ async fn an_unreachable_database_is_503_with_retry_after_and_the_service_recover
     assert_eq!(ready.status(), 503);
 
     proxy.restore().await;
-    // The pool reconnects on its own; bounded polling, no fixed sleep.
-    let mut status = 0;
-    for _ in 0..50 {
-        status = put().await.expect("send").status().as_u16();
-        if status == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, 200, "recovered after the database came back");
+    // The pool reconnects on its own.
+    eventually(
+        "the service to recover after the database came back",
+        Duration::from_secs(5),
+        async || (put().await.expect("send").status() == 200).then_some(()),
+    )
+    .await;
     stop.cancel();
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{STRIPE_TEST_KEY, TestApp, fields, problem};
+use crate::support::helpers::{STRIPE_TEST_KEY, TestApp, fields, problem};
 
 const HUBSPOT_TOKEN: &str = "pat-na1-11111111-2222-3333-4444-canary555555";
 const QB_SECRET: &str = "qbSecretCanary0123456789abcdefXYZ";

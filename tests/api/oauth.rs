@@ -1,18 +1,15 @@
 //! OAuth connections over real HTTP: the browser flow for each provider against a fake
-//! authorization server, state handling, disconnect, Redis loss between authorize and
-//! callback, roles and the OpenAPI paths. Refresh lives in `oauth_refresh.rs`.
-
-use std::time::Duration;
+//! authorization server, return_to and denied consent, disconnect, roles and the OpenAPI
+//! paths. The state lives in `oauth_state.rs`, refresh in `oauth_refresh.rs`.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::fake_oauth::{FakeProvider, HUB_ID, REALM_ID, STRIPE_USER_ID};
-use crate::helpers::problem;
-use crate::oauth_support::{
-    RETURN_TO, callback, configure, connect, consent, get_token, open, spawn, start_flow, token_row,
+use crate::support::fake_oauth::{FakeProvider, HUB_ID, REALM_ID, STRIPE_USER_ID};
+use crate::support::helpers::{fields, problem};
+use crate::support::oauth_support::{
+    RETURN_TO, callback, configure, connect, consent, get_token, open, spawn, token_row,
 };
-use crate::tcp_proxy::TcpProxy;
 
 async fn full_flow(provider: &str) {
     let fake = FakeProvider::start().await;
@@ -143,103 +140,6 @@ async fn stripe_connect_flow_connects_seals_serves_and_disconnects() {
 }
 
 #[tokio::test]
-async fn a_replayed_or_tampered_state_is_refused() {
-    let fake = FakeProvider::start().await;
-    let app = spawn(&fake, |_| {}).await;
-    configure(&app, &app.address, "quickbooks").await;
-    let url = consent(&app, "quickbooks").await;
-
-    let mut tampered = reqwest::Url::parse(&url).expect("url");
-    let pairs: Vec<(String, String)> = tampered
-        .query_pairs()
-        .into_owned()
-        .map(|(k, v)| {
-            if k == "state" {
-                // Flip the last character to a different one, whatever it was.
-                let last = if v.ends_with('A') { 'B' } else { 'A' };
-                (k, format!("{}{last}", &v[..v.len() - 1]))
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    tampered.query_pairs_mut().clear().extend_pairs(pairs);
-    let outcome = callback(&app, tampered.as_str()).await;
-    assert_eq!(outcome["oauth"], "error");
-    assert_eq!(outcome["reason"], "invalid_state");
-
-    assert_eq!(callback(&app, &url).await["oauth"], "success");
-    let outcome = callback(&app, &url).await;
-    assert_eq!(outcome["oauth"], "error", "a replay is refused");
-    assert_eq!(outcome["reason"], "invalid_state");
-    assert_eq!(
-        fake.exchanges("quickbooks"),
-        1,
-        "the replay never reaches the provider"
-    );
-}
-
-#[tokio::test]
-async fn an_expired_state_is_refused() {
-    let fake = FakeProvider::start().await;
-    let app = spawn(&fake, |vars| {
-        vars.insert("OAUTH_STATE_TTL".into(), "1".into());
-    })
-    .await;
-    configure(&app, &app.address, "hubspot").await;
-    let url = consent(&app, "hubspot").await;
-
-    // Bounded wait for Redis to expire the state (TTL 1 s).
-    let client = redis::Client::open(crate::helpers::redis_url()).expect("redis");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis conn");
-    let pattern = format!("{}oauth:state:*", app.prefix());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
-        if keys.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the state never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let outcome = callback(&app, &url).await;
-    assert_eq!(outcome["reason"], "invalid_state");
-    assert_eq!(fake.exchanges("hubspot"), 0);
-    assert!(token_row(&app, "hubspot").await.is_none());
-}
-
-#[tokio::test]
-async fn a_state_issued_for_another_provider_is_refused() {
-    let fake = FakeProvider::start().await;
-    let app = spawn(&fake, |_| {}).await;
-    configure(&app, &app.address, "hubspot").await;
-    configure(&app, &app.address, "quickbooks").await;
-    let url = consent(&app, "hubspot").await;
-    let wrong = url.replace(
-        "/api/config/hubspot/callback",
-        "/api/config/quickbooks/callback",
-    );
-    let outcome = callback(&app, &format!("{wrong}&realmId={REALM_ID}")).await;
-    assert_eq!(outcome["oauth"], "error");
-    assert_eq!(outcome["reason"], "provider_mismatch");
-    assert_eq!(fake.exchanges("hubspot") + fake.exchanges("quickbooks"), 0);
-    assert!(
-        token_row(&app, "hubspot").await.is_none() && token_row(&app, "quickbooks").await.is_none()
-    );
-    assert_eq!(app.audit_count("oauth_connected", Some(false)).await, 1);
-}
-
-#[tokio::test]
 async fn a_foreign_return_to_is_422_and_a_denied_consent_redirects_with_its_reason() {
     let fake = FakeProvider::start().await;
     let app = spawn(&fake, |_| {}).await;
@@ -256,7 +156,7 @@ async fn a_foreign_return_to_is_422_and_a_denied_consent_redirects_with_its_reas
             )
             .await;
         let p = problem(r, 422).await;
-        assert_eq!(crate::helpers::fields(&p), ["return_to"], "{foreign}");
+        assert_eq!(fields(&p), ["return_to"], "{foreign}");
     }
     let r = app
         .post_json(
@@ -273,46 +173,6 @@ async fn a_foreign_return_to_is_422_and_a_denied_consent_redirects_with_its_reas
     assert_eq!(outcome["reason"], "access_denied");
     assert!(token_row(&app, "stripe").await.is_none());
     assert_eq!(app.audit_count("oauth_connected", Some(false)).await, 1);
-}
-
-#[tokio::test]
-async fn losing_redis_between_authorize_and_callback_fails_cleanly_and_recovers() {
-    let fake = FakeProvider::start().await;
-    let proxy = TcpProxy::start("127.0.0.1:6379").await;
-    let app = spawn(&fake, |vars| {
-        vars.insert("REDIS_URL".into(), proxy.redis_url());
-    })
-    .await;
-    configure(&app, &app.address, "quickbooks").await;
-    let url = consent(&app, "quickbooks").await;
-
-    proxy.cut().await;
-    let outcome = callback(&app, &url).await;
-    assert_eq!(outcome["oauth"], "error");
-    assert_eq!(outcome["reason"], "state_unavailable");
-    assert!(
-        token_row(&app, "quickbooks").await.is_none(),
-        "nothing written"
-    );
-    assert_eq!(fake.exchanges("quickbooks"), 0);
-    let p = problem(start_flow(&app, "quickbooks").await, 503).await;
-    assert!(
-        p["detail"].as_str().expect("detail").contains("Redis"),
-        "{p}"
-    );
-
-    proxy.restore().await;
-    // Bounded polling while the connection manager reconnects.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while start_flow(&app, "quickbooks").await.status() != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Redis never came back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    connect(&app, "quickbooks").await;
-    assert!(token_row(&app, "quickbooks").await.is_some());
 }
 
 #[tokio::test]

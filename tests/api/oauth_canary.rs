@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::fake_oauth::{FakeProvider, HS_SECRET, QB_SECRET, STRIPE_SECRET};
-use crate::helpers::{TestApp, TestDb, base_vars};
-use crate::oauth_support::{configure, connect, expire_in, get_token, oauth_vars};
+use crate::support::fake_oauth::{FakeProvider, HS_SECRET, QB_SECRET, STRIPE_SECRET};
+use crate::support::helpers::{TestApp, TestDb, base_vars};
+use crate::support::oauth_support::{configure, connect, expire_in, get_token, oauth_vars};
+use crate::support::wait::eventually;
 
 /// Kills the binary even when an assertion fails first.
 struct Running(Child);
@@ -52,14 +53,15 @@ async fn no_token_or_client_secret_reaches_logs_audit_rows_or_error_bodies() {
         .expect("start the binary");
     let running = Running(child);
     let app = TestApp::attach(format!("http://127.0.0.1:{port}"), vars, db);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !matches!(app.client.get(app.url("/health")).send().await, Ok(r) if r.status() == 200) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the binary never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the binary to become healthy",
+        Duration::from_secs(30),
+        async || {
+            matches!(app.client.get(app.url("/health")).send().await, Ok(r) if r.status() == 200)
+                .then_some(())
+        },
+    )
+    .await;
 
     let mut error_bodies = Vec::new();
     for provider in ["quickbooks", "hubspot", "stripe"] {

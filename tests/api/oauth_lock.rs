@@ -7,7 +7,8 @@ use hsq_config::config::Settings;
 use hsq_config::infra::lock::{Lock, Renewal};
 use hsq_config::infra::redis::Redis;
 
-use crate::helpers::{base_vars, clear_redis_prefix};
+use crate::support::helpers::{base_vars, clear_redis_prefix};
+use crate::support::wait::eventually;
 
 #[tokio::test]
 async fn a_lock_is_exclusive_renewed_while_held_and_released_only_by_its_owner() {
@@ -32,20 +33,20 @@ async fn a_lock_is_exclusive_renewed_while_held_and_released_only_by_its_owner()
 
     // Renewal pushes the expiry back while the holder works (bounded polling).
     let mut previous = pttl(redis.clone(), key.clone()).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let now = pttl(redis.clone(), key.clone()).await;
-        assert!(now > 0, "the lock expired while held");
-        if now > previous {
-            break;
-        }
-        previous = now;
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the lock was never renewed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the held lock to be renewed",
+        Duration::from_secs(5),
+        async || {
+            let now = pttl(redis.clone(), key.clone()).await;
+            assert!(now > 0, "the lock expired while held");
+            if now > previous {
+                return Some(());
+            }
+            previous = now;
+            None
+        },
+    )
+    .await;
 
     held.release().await;
     let exists: bool = redis

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::fake_oauth::{FakeProvider, QB_SECRET};
-use crate::helpers::problem;
-use crate::oauth_support::{
+use crate::support::fake_oauth::{FakeProvider, QB_SECRET};
+use crate::support::helpers::problem;
+use crate::support::oauth_support::{
     concurrent_token_requests, configure, connect, expire_in, get_token, open, spawn, token_row,
 };
-use crate::tcp_proxy::TcpProxy;
+use crate::support::tcp_proxy::TcpProxy;
+use crate::support::wait::eventually;
 
 #[tokio::test]
 async fn fifty_concurrent_requests_across_two_instances_refresh_once() {
@@ -180,16 +181,16 @@ async fn the_background_refresher_renews_tokens_in_its_window() {
     configure(&app, &app.address, "hubspot").await;
     fake.set(|b| b.exchange_expires_in = 120);
     connect(&app, "hubspot").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while fake.refreshes("hubspot") == 0
-        || app.audit_count("token_refreshed", Some(true)).await == 0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the refresher never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the background refresher to renew the token",
+        Duration::from_secs(15),
+        async || {
+            (fake.refreshes("hubspot") > 0
+                && app.audit_count("token_refreshed", Some(true)).await > 0)
+                .then_some(())
+        },
+    )
+    .await;
     let (id, access, _, _, _) = token_row(&app, "hubspot").await.expect("row");
     assert_eq!(
         open(&app, id, "access_token", &access),
@@ -239,18 +240,15 @@ async fn a_refresh_whose_request_times_out_still_commits_the_rotated_token() {
     let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
     problem(r, 503).await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, _, _, _, now) = token_row(&app, "quickbooks").await.expect("row");
-        if now > version {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the refresh was lost"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the abandoned refresh to commit the rotated token",
+        Duration::from_secs(10),
+        async || {
+            let (_, _, _, _, now) = token_row(&app, "quickbooks").await.expect("row");
+            (now > version).then_some(())
+        },
+    )
+    .await;
     let (id, _, refresh, status, _) = token_row(&app, "quickbooks").await.expect("row");
     assert_eq!(status, "connected");
     assert_eq!(

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, random_key, start};
-use crate::ops::{
+use crate::support::helpers::{TestApp, random_key, start};
+use crate::support::ops::{
     HUBSPOT_PAT, HUBSPOT_SECRET, WEBHOOK_SECRET, cli, command, keyring, picture, populate, text,
 };
 

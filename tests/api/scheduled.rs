@@ -1,13 +1,16 @@
 //! Scheduled backups, driven a round at a time: files in BACKUP_DIR, retention, the lease and
 //! the health report.
 
+use std::time::Duration;
+
 use hsq_config::domain::backup::format;
 use hsq_config::domain::backup::schedule::{Round, run_backup_round};
 use hsq_config::infra::lock::{Lock, Renewal};
 use serde_json::Value;
 
-use crate::helpers::TestApp;
-use crate::ops::{canaries, populate, replica_state, text};
+use crate::support::helpers::TestApp;
+use crate::support::ops::{canaries, populate, replica_state, text};
+use crate::support::wait::eventually;
 
 fn backup_files(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -78,7 +81,7 @@ async fn scheduled_rounds_write_backups_and_keep_only_the_newest() {
     for path in [&abandoned, &in_flight] {
         std::fs::write(path, b"{").expect("write");
     }
-    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
     std::fs::File::options()
         .write(true)
         .open(&abandoned)
@@ -151,15 +154,17 @@ async fn an_enabled_scheduler_takes_a_backup_when_one_is_due() {
         vars.insert("CONFIG_BACKUP_ENABLED".into(), "true".into());
     })
     .await;
-    // No backup has ever run, so the first tick is due; wait for it by bounded polling.
-    let mut files = Vec::new();
-    for _ in 0..600 {
-        files = backup_files(dir.path());
-        if !files.is_empty() && app.audit_count("config_backup_created", Some(true)).await == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    // No backup has ever run, so the first tick is due.
+    let files = eventually(
+        "the first scheduled backup, written and audited",
+        Duration::from_secs(15),
+        async || {
+            let files = backup_files(dir.path());
+            (!files.is_empty() && app.audit_count("config_backup_created", Some(true)).await == 1)
+                .then_some(files)
+        },
+    )
+    .await;
     assert_eq!(files.len(), 1, "one scheduled backup: {files:?}");
     let health: Value = reqwest::get(app.url("/api/config/health"))
         .await

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 use sqlx::Executor;
 
-use crate::helpers::{TestApp, TestDb};
-use crate::ops::ACCESS_TOKEN;
+use crate::support::helpers::{TestApp, TestDb};
+use crate::support::ops::ACCESS_TOKEN;
 
 /// Written by format version 1 (one account column per provider), protected with this
 /// passphrase; see the fixture's commit.

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, fields, problem};
+use crate::support::helpers::{TestApp, fields, problem};
 
 const SECRET: &str = "whsec_canarySigningSecret0123456789";
 

@@ -1,5 +1,6 @@
 //! Helpers for the backup, rotation and audit-chain tests: sample data with canary secrets,
-//! a comparable picture of everything a client can read, and the real binary.
+//! a comparable picture of everything a client can read, backups over the API, and the real
+//! binary.
 
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{STRIPE_TEST_KEY, TestApp};
+use crate::support::helpers::{STRIPE_TEST_KEY, TestApp};
 
 pub const HUBSPOT_SECRET: &str = "hubspotClientSecretCanary42";
 pub const HUBSPOT_PAT: &str = "pat-na1-11111111-2222-3333-4444-canary555555";
@@ -241,4 +242,36 @@ pub async fn replica_state(vars: &HashMap<String, String>) -> AppState {
 /// The AAD the OAuth vault binds a token field to.
 fn token_aad_of(id: Uuid, field: &str) -> hsq_config::infra::crypto::Aad {
     hsq_config::infra::crypto::Aad::new("oauth_tokens", id, field)
+}
+
+/// Takes a backup over the API as the admin (optionally with a JSON body, e.g. a passphrase),
+/// checks it is served as a download that is never cached, and returns the file.
+pub async fn take_backup(app: &TestApp, body: Option<Value>) -> Vec<u8> {
+    let mut request = app.request(Method::POST, "/api/config/backup", &app.admin_token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.expect("backup");
+    assert_eq!(r.status(), 200, "backup");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment")
+    );
+    r.bytes().await.expect("body").to_vec()
+}
+
+/// A dump with `n` more audit rows: refused API requests are audited, nothing else changes.
+pub fn with_refusal_rows(dump: &Value, n: i64) -> Value {
+    let mut dump = dump.clone();
+    dump["audit_rows"] = json!(dump["audit_rows"].as_i64().unwrap_or_default() + n);
+    dump
+}
+
+/// Posts `body` to the restore endpoint as the admin.
+pub async fn post_restore(app: &TestApp, body: Value) -> reqwest::Response {
+    app.post_json("/api/config/restore", &body).await
 }

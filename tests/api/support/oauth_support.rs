@@ -8,11 +8,11 @@ use reqwest::{Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::fake_oauth::{
+use crate::support::fake_oauth::{
     FakeProvider, HS_CLIENT_ID, HS_SECRET, PUBLIC_ORIGIN, QB_CLIENT_ID, QB_SECRET,
     STRIPE_CLIENT_ID, STRIPE_SECRET,
 };
-use crate::helpers::TestApp;
+use crate::support::helpers::TestApp;
 
 pub const DASHBOARD: &str = "https://dashboard.example.test";
 pub const RETURN_TO: &str = "https://dashboard.example.test/settings/integrations?tab=oauth";

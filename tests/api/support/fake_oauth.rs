@@ -2,6 +2,7 @@
 //! token (code and refresh grants) and revoke/deauthorize. It checks PKCE S256, the exact
 //! redirect URI and the client authentication each provider uses, counts calls, and can be
 //! told to be slow, fail with 5xx, answer invalid_grant or omit the refresh token.
+//! It stays whole: the three endpoints share one `Fake` state, and each reads best beside it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ pub const QB_SECRET: &str = "qbClientSecretCanary0123456789XYZ";
 pub const HS_CLIENT_ID: &str = "hs-client-id-456";
 pub const HS_SECRET: &str = "hubspotClientSecretCanary4242";
 pub const STRIPE_CLIENT_ID: &str = "ca_fakeConnectClient789";
-pub const STRIPE_SECRET: &str = crate::helpers::STRIPE_TEST_KEY;
+pub const STRIPE_SECRET: &str = crate::support::helpers::STRIPE_TEST_KEY;
 pub const REALM_ID: &str = "4620816365";
 pub const HUB_ID: u64 = 24_681_357;
 pub const STRIPE_USER_ID: &str = "acct_1FakeConnected";

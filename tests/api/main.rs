@@ -2,6 +2,7 @@
 
 mod audit;
 mod audit_chain;
+mod audit_path;
 mod auth;
 mod backup;
 mod canary;

@@ -169,11 +169,16 @@ pub async fn get(
     provider: Provider,
     environment: Environment,
 ) -> Result<ConfigView, ApiError> {
+    let key = format!("{provider}/{environment}");
+    if let Some(row) = state.caches.configs.get(&key) {
+        return row.try_into();
+    }
     let mut conn = state.db.acquire().await?;
-    rows::find(&mut conn, provider.as_str(), environment.as_str())
+    let row = rows::find(&mut conn, provider.as_str(), environment.as_str())
         .await?
-        .ok_or_else(|| not_configured(provider, environment))?
-        .try_into()
+        .ok_or_else(|| not_configured(provider, environment))?;
+    state.caches.configs.insert(key, row.clone());
+    row.try_into()
 }
 
 fn not_configured(provider: Provider, environment: Environment) -> ApiError {

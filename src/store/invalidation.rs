@@ -1,0 +1,90 @@
+//! The listener that keeps the in-process caches honest: `LISTEN hsq_invalidate` on a
+//! connection of its own; each notification drops the entry it names. While the connection is
+//! down the caches are suspended (flushed and bypassed), and resumed once it listens again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::infra::cache::TtlCache;
+
+/// The channel the triggers of migration `20261202000003` notify.
+pub const CHANNEL: &str = "hsq_invalidate";
+
+/// Every cache of this process that a database change can make stale.
+pub struct Caches {
+    /// Active API tokens by the SHA-256 of the token: `(id, name, role, last recorded use)`.
+    pub tokens: TtlCache<Vec<u8>, super::api_tokens::ApiTokenRow>,
+    /// Integration config rows by `provider/environment`.
+    pub configs: TtlCache<String, super::integrations::ConfigRow>,
+}
+
+impl Caches {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            tokens: TtlCache::new(ttl),
+            configs: TtlCache::new(ttl),
+        }
+    }
+
+    fn suspend(&self) {
+        self.tokens.suspend();
+        self.configs.suspend();
+    }
+
+    fn resume(&self) {
+        self.tokens.resume();
+        self.configs.resume();
+    }
+
+    /// Applies one notification: `api_token:<hex sha-256>` or `config:<provider>/<environment>`;
+    /// anything else flushes everything.
+    fn apply(&self, payload: &str) {
+        match payload.split_once(':') {
+            Some(("api_token", hex)) => match hex::decode(hex) {
+                Ok(hash) => self.tokens.remove(&hash),
+                Err(_) => self.tokens.clear(),
+            },
+            Some(("config", key)) => self.configs.remove(&key.to_owned()),
+            _ => {
+                self.tokens.clear();
+                self.configs.clear();
+            }
+        }
+    }
+}
+
+/// Listens until `cancel`; reconnects with a growing pause while the database is away.
+pub fn spawn(db: PgPool, caches: Arc<Caches>, cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let listened = async {
+                let mut listener = PgListener::connect_with(&db).await?;
+                listener.listen(CHANNEL).await?;
+                caches.resume();
+                pause = Duration::from_millis(100);
+                loop {
+                    let note = listener.recv().await?;
+                    caches.apply(note.payload());
+                }
+            };
+            let outcome: Result<(), sqlx::Error> = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = listened => r,
+            };
+            caches.suspend();
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "cache invalidations unavailable; caches bypassed until the listener reconnects");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    });
+}

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The Kubernetes manifests (deploy/k8s), checked without a cluster:
 #   1. `kubectl kustomize` renders each overlay (dev, prod);
-#   2. kubernetes-validate checks every rendered object, and the example Secret, against the
-#      Kubernetes schemas in strict mode (unknown fields refused): the oldest version the
-#      manifests promise (K8S_MIN_VERSION, 1.33) and the newest the tool bundles;
+#   2. kubernetes-validate checks every rendered object, and the example Secret and restore
+#      Job, against the Kubernetes schemas in strict mode (unknown fields refused): the oldest
+#      version the manifests promise (K8S_MIN_VERSION, 1.33) and the newest the tool bundles;
 #   3. checkov scans the rendered manifests and must pass; a check is only ever skipped in the
 #      manifest itself (a checkov.io/skipN annotation with its reason), never on this command
 #      line, and the skips are listed;
@@ -95,14 +95,16 @@ done
 
 section "kubernetes-validate --strict (${versions[*]})"
 for version in "${versions[@]}"; do
-    for overlay in "${OVERLAYS[@]}" secret-example; do
-        file="$work/rendered/$overlay.yaml"
-        [[ $overlay == secret-example ]] && file="$k8s/examples/secret.example.yaml"
-        log="$work/validate-$overlay-$version.log"
+    for name in "${OVERLAYS[@]}" examples/secret examples/restore-job; do
+        case $name in
+            examples/*) file="$k8s/$name.example.yaml" ;;
+            *) file="$work/rendered/$name.yaml" ;;
+        esac
+        log="$work/validate-${name//\//-}-$version.log"
         if "$venv/bin/kubernetes-validate" --strict --kubernetes-version "$version" "$file" >"$log" 2>&1; then
-            pass "$overlay: $(grep -c ' passed for resource ' "$log") objects valid against Kubernetes $version"
+            pass "$name: $(grep -c ' passed for resource ' "$log") objects valid against Kubernetes $version"
         else
-            fail "$overlay: objects invalid against Kubernetes $version"
+            fail "$name: objects invalid against Kubernetes $version"
             grep -v ' passed for resource ' "$log" | sed 's/^/      /'
         fi
     done

@@ -2,8 +2,9 @@
 #
 # Development:  make env certs start config-health
 # Production:   make secrets && sudo make secrets-owner && make start PROD=1
-# Targets that call the API use API_URL (default http://127.0.0.1:13000; in production the
-# nginx URL) and API_TOKEN (default: ADMIN_API_TOKEN from .env, else secrets/admin_api_token.txt).
+# Targets that call the API use API_URL (default: nginx, http://127.0.0.1:18080, which reaches
+# every app replica; in production the public URL; with `make dev` http://127.0.0.1:13000) and
+# API_TOKEN (default: ADMIN_API_TOKEN from .env, else secrets/admin_api_token.txt).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -16,8 +17,11 @@ PROFILES ?=
 COMPOSE_FILES := -f docker-compose.yml $(if $(filter 1 true yes,$(PROD)),-f docker-compose.prod.yml)
 DC := $(COMPOSE) $(COMPOSE_FILES) $(foreach p,$(PROFILES),--profile $(p))
 
-API_URL ?= http://127.0.0.1:13000
 NGINX_URL ?= http://127.0.0.1:18080
+# The app has no fixed host port under compose (it scales), so the API is reached through nginx.
+API_URL ?= $(NGINX_URL)
+# SCALE=3: run that many app replicas (make start).
+SCALE ?=
 export API_URL NGINX_URL
 API := scripts/api.sh
 
@@ -36,8 +40,8 @@ BACKUP_ARGS ?=
 help: ## List the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-22s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 	@echo
-	@echo "  Variables: PROD=1 (production compose file), PROFILES=monitoring, API_URL, API_TOKEN,"
-	@echo "             CONFIG_FILE, RESTORE_ARGS, AUDIT_LIMIT, PROVIDER, TAIL"
+	@echo "  Variables: PROD=1 (production compose file), PROFILES=monitoring, SCALE=3, API_URL,"
+	@echo "             API_TOKEN, CONFIG_FILE, RESTORE_ARGS, AUDIT_LIMIT, PROVIDER, TAIL"
 
 ## --- setup -------------------------------------------------------------------------------
 
@@ -73,14 +77,14 @@ certs/tls.crt:
 build: ## Build the hsq-config image
 	$(DC) build
 
-start: ## Start the stack (PROD=1 for production) and wait until it is healthy
+start: ## Start the stack (PROD=1 for production, SCALE=3 for three app replicas) and wait until healthy
 	@if [ -n "$(filter 1 true yes,$(PROD))" ]; then \
 	    test -s certs/tls.crt && test -s certs/tls.key || { echo "put the certificate chain and key in certs/tls.crt and certs/tls.key first"; exit 1; }; \
 	    test -e secrets/encryption_key.txt || { echo "run 'make secrets' (and 'sudo make secrets-owner') first"; exit 1; }; \
 	else \
 	    $(MAKE) --no-print-directory certs; \
 	fi
-	$(DC) up -d --wait
+	$(DC) up -d --wait $(if $(SCALE),--scale cw_hsq_app=$(SCALE))
 
 stop: ## Stop the containers (data volumes are kept)
 	$(DC) stop

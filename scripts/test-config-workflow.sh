@@ -9,8 +9,9 @@
 #   BACKUP_DIR=/var/lib/hsq/backups scripts/test-config-workflow.sh
 #
 # Settings (environment):
-#   API_URL           the app itself (default http://127.0.0.1:13000); in production, where only
-#                     nginx is published, the nginx URL
+#   API_URL           the app (default: through nginx, http://127.0.0.1:18080, since the compose
+#                     app has no fixed host port; a single process: http://127.0.0.1:13000); in
+#                     production, where only nginx is published, the public URL
 #   NGINX_URL         nginx (default http://127.0.0.1:18080); empty skips the nginx checks
 #   API_TOKEN         an admin bearer token (default: ADMIN_API_TOKEN, from the environment,
 #                     .env, or secrets/admin_api_token.txt)
@@ -32,7 +33,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib/common.sh
 source "$here/lib/common.sh"
 
-API_URL=${API_URL:-http://127.0.0.1:13000}
+API_URL=${API_URL:-http://127.0.0.1:18080}
 API_URL=${API_URL%/}
 NGINX_URL=${NGINX_URL-http://127.0.0.1:18080}
 NGINX_URL=${NGINX_URL%/}

@@ -6,8 +6,10 @@
 # Proves: routing (config API, OAuth, health, docs, settings, /metrics refused), security
 # headers on 2xx/3xx/4xx/429/5xx, HSTS only over TLS, TLS protocol floor, Cache-Control on
 # OAuth routes, the `config` (5 r/s) and `oauth` (2 r/s) zones, the 1 MiB body limit, the
-# headers upstreams receive, and that a client's X-Forwarded-For cannot change the key the app
-# rate-limits on.
+# headers upstreams receive, that a client's X-Forwarded-For cannot change the key the app
+# rate-limits on, and with the app's name resolving to two replicas: requests reach both, a
+# read goes on to the live replica when one dies, and a write (POST, PATCH, PUT, DELETE) that
+# a replica received is never sent to another.
 #
 # Needs: nginx, envsubst, openssl, curl, python3, psql, redis-cli, and the app binary
 # (HSQ_CONFIG_BIN, default target/debug/hsq-config; built with `cargo build` when missing).
@@ -300,6 +302,10 @@ check "the client's Forwarded header does not reach the upstream" \
 check "upstream gets nginx's request id" \
     test "$(upstream_header x-request-id)" != "client-chosen"
 expect_security_headers echo tls "200 via HTTPS (edge)"
+fetch echo_query "$edge_tls/api/config/audit?limit=5&cursor=a%2Fb"
+check "the upstream gets the path and query string as the client sent them" \
+    test "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$responses/echo_query.b")" \
+    = "/api/config/audit?limit=5&cursor=a%2Fb"
 
 fetch dashboard_down "$edge_tls/settings/"
 expect_status dashboard_down 502 "/settings/ with the dashboard unresolvable: 502, nginx still up"
@@ -443,5 +449,109 @@ curl "${control_args[@]}" >"$HSQ_STACK_DIR/control" || true
 info "direct from the trusted address with distinct X-Forwarded-For: $(tr '\n' ' ' <"$HSQ_STACK_DIR/control")"
 check "control: the app keys on X-Forwarded-For from a trusted proxy (no 429 for 10 distinct values)" \
     test "$(count_of "$HSQ_STACK_DIR/control" 429)" = 0
+
+# --- replicas: every replica gets requests; reads retried on the next, writes never ---------
+
+section "replicas (one name, several addresses: reads move on, writes never repeat)"
+# The app's name resolves to two addresses, as Docker's DNS answers for `--scale cw_hsq_app=2`;
+# two real replicas listen on the same port at those addresses.
+dns_port=$(free_port)
+pair_port=$(free_port)
+crash_port=$(free_port)
+start_dns "$dns_port" "hsq-app.test=127.0.0.21,127.0.0.22" "hsq-crash.test=127.0.0.23,127.0.0.24" ||
+    abort "DNS stand-in did not start"
+start_app replica-a "$pair_port" BIND_ADDRESS=127.0.0.21 RUN_MIGRATIONS=false \
+    CONFIGURATION_API_RATE_LIMIT=1000 CONFIGURATION_API_RATE_BURST=1000 ||
+    abort "hsq-config (replica a) did not start"
+start_app replica-b "$pair_port" BIND_ADDRESS=127.0.0.22 RUN_MIGRATIONS=false \
+    CONFIGURATION_API_RATE_LIMIT=1000 CONFIGURATION_API_RATE_BURST=1000 ||
+    abort "hsq-config (replica b) did not start"
+replica_b_pid=$APP_PID
+# Two "replicas" that read each request whole and hang up without answering.
+crash_log="$HSQ_STACK_DIR/crasher-requests.log"
+start_crasher "$crash_port" "$crash_log" 127.0.0.23 127.0.0.24 ||
+    abort "crashing upstream stand-in did not start"
+pair_http="" crash_http=""
+render_instance pair proxy "hsq-app.test:$pair_port" "127.0.0.1:$dashboard_port" "127.0.0.1:$dns_port" ||
+    abort "nginx (pair) did not start"
+render_instance crash proxy "hsq-crash.test:$crash_port" "127.0.0.1:$dashboard_port" "127.0.0.1:$dns_port" ||
+    abort "nginx (crash) did not start"
+pair="http://127.0.0.1:$pair_http"
+pair_log="$HSQ_STACK_DIR/nginx-pair/logs/access.log"
+
+check "no proxy_next_upstream in the rendered config allows non_idempotent" \
+    absent_regex '^[[:space:]]*proxy_next_upstream[[:space:]][^#]*non_idempotent' "$HSQ_STACK_DIR/nginx-pair/conf.d"
+
+# upstreams_of METHOD URI: the $upstream_addr of each logged request, one per line.
+upstreams_of() {
+    python3 - "$pair_log" "$1" "$2" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    entry = json.loads(line)
+    if entry["method"] == sys.argv[2] and entry["uri"] == sys.argv[3]:
+        print(entry["upstream"])
+PY
+}
+
+burst "$HSQ_STACK_DIR/pair-health" "$pair/health" 20
+check "both replicas up: 20 of 20 GET /health answered 200" \
+    test "$(count_of "$HSQ_STACK_DIR/pair-health" 200)" = 20
+served=$(upstreams_of GET /health | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+info "GET /health served by: $served"
+check "nginx spreads requests over both addresses the name resolves to" \
+    test "$(upstreams_of GET /health | sort -u | wc -l)" = 2
+
+kill -KILL "$replica_b_pid" 2>/dev/null || true
+wait "$replica_b_pid" 2>/dev/null || true
+info "replica b (127.0.0.22) killed"
+: >"$pair_log"
+burst "$HSQ_STACK_DIR/pair-dead-health" "$pair/health" 16
+check "one replica dead: 16 of 16 GET /health still 200" \
+    test "$(count_of "$HSQ_STACK_DIR/pair-dead-health" 200)" = 16
+check "a GET that met the dead replica went on to the live one (two upstreams in the log)" \
+    grep -q "127.0.0.22:$pair_port, 127.0.0.21:$pair_port" <(upstreams_of GET /health)
+burst "$HSQ_STACK_DIR/pair-dead-list" "$pair/api/config/integrations" 8 "${auth[@]}" --interface 127.0.0.31
+check "one replica dead: 8 of 8 GET /api/config/integrations answered 200" \
+    test "$(count_of "$HSQ_STACK_DIR/pair-dead-list" 200)" = 8
+reveal_path=/api/config/integrations/stripe/sandbox/reveal
+burst "$HSQ_STACK_DIR/pair-dead-reveal" "$pair$reveal_path" 8 -X POST "${auth[@]}" --interface 127.0.0.32
+info "POST reveal with one replica dead: $(sort "$HSQ_STACK_DIR/pair-dead-reveal" | uniq -c | tr -s ' ' | tr '\n' ';')"
+check "one replica dead: no POST reveal gets nginx's 502 (refused, so never received: passed on)" \
+    test "$(count_of "$HSQ_STACK_DIR/pair-dead-reveal" 502)" = 0
+put_path=/api/config/integrations/hubspot/sandbox
+burst "$HSQ_STACK_DIR/pair-dead-put" "$pair$put_path" 8 -X PUT "${auth[@]}" --interface 127.0.0.33 \
+    -H 'Content-Type: application/json' --data '{"enabled":false,"settings":{},"secrets":{}}'
+info "PUT with one replica dead: $(sort "$HSQ_STACK_DIR/pair-dead-put" | uniq -c | tr -s ' ' | tr '\n' ';')"
+check "one replica dead: a PUT is never passed to a second replica (one upstream per request)" \
+    absent ", " <(upstreams_of PUT "$put_path")
+api_delete() {
+    curl -s -o /dev/null -X DELETE "${auth[@]}" "http://127.0.0.1:$app_port$put_path" || true
+}
+api_delete
+
+# Both addresses take the request and hang up: what nginx does next is the retry policy.
+# count_crashed METHOD: how many replicas received requests of METHOD.
+count_crashed() { grep -c " $1 " "$crash_log" || true; }
+crash="http://127.0.0.1:$crash_http"
+fetch crash_get "$crash/api/config/integrations" "${auth[@]}" --interface 127.0.0.34
+expect_status crash_get 502 "replicas that hang up: GET ends in nginx's 502"
+check "a GET is sent on to the next replica after one hung up (2 received it)" \
+    test "$(count_crashed GET)" = 2
+fetch crash_post "$crash$reveal_path" -X POST "${auth[@]}" --interface 127.0.0.34
+expect_status crash_post 502 "replicas that hang up: POST reveal ends in nginx's 502"
+check "a POST reveal is never sent again once a replica received it (1 received it)" \
+    test "$(count_crashed POST)" = 1
+fetch crash_patch "$crash$put_path" -X PATCH "${auth[@]}" --interface 127.0.0.34 \
+    -H 'Content-Type: application/merge-patch+json' --data '{"enabled":true}'
+check "a PATCH is never sent again once a replica received it (1 received it)" \
+    test "$(count_crashed PATCH)" = 1
+fetch crash_put "$crash$put_path" -X PUT "${auth[@]}" --interface 127.0.0.34 \
+    -H 'Content-Type: application/json' --data '{"enabled":false,"settings":{},"secrets":{}}'
+check "a PUT is never sent again once a replica received it (1 received it)" \
+    test "$(count_crashed PUT)" = 1
+fetch crash_delete "$crash$put_path" -X DELETE "${auth[@]}" --interface 127.0.0.34
+check "a DELETE is never sent again once a replica received it (1 received it)" \
+    test "$(count_crashed DELETE)" = 1
+expect_security_headers crash_post plain "502 after a replica hung up"
 
 summary

@@ -44,6 +44,17 @@ def published(service):
     return {(str(p.get("published")), str(p.get("target"))) for p in service.get("ports", [])}
 
 
+def duration_seconds(value):
+    """Seconds in a compose duration such as 30s, 1m30s or 90 (already seconds)."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", str(value))
+    if not parts:
+        return float(value)
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
 def env(service):
     return {k: ("" if v is None else str(v)) for k, v in (service.get("environment") or {}).items()}
 
@@ -61,7 +72,19 @@ def check_dev(model, template_vars, compose_file):
 
     app, pg, redis, nginx = (services[n] for n in
                              ("cw_hsq_app", "cw_hsq_postgres", "cw_hsq_redis", "cw_hsq_nginx"))
-    check(("13000", "13000") in published(app), "dev: app published on 13000", published(app))
+    app_ports = app.get("ports", [])
+    check(len(app_ports) == 1 and app_ports[0].get("host_ip") == "127.0.0.1"
+          and str(app_ports[0].get("target")) == "13000" and not app_ports[0].get("published"),
+          "dev: app published on loopback on a port Docker picks (no fixed host port: it scales)",
+          app_ports)
+    check("container_name" not in app, "dev: app has no container_name (it scales)",
+          app.get("container_name"))
+    drain = int(env(app).get("SHUTDOWN_DRAIN_SECS") or 20)
+    grace = duration_seconds(app.get("stop_grace_period", "10s"))
+    check(grace > drain, "dev: app's stop_grace_period is longer than SHUTDOWN_DRAIN_SECS",
+          f"stop_grace_period {grace} s, SHUTDOWN_DRAIN_SECS {drain} s")
+    check(env(nginx).get("APP_UPSTREAM", "").split(":")[0] == "cw_hsq_app",
+          "dev: nginx reaches the app by service name (every replica)", env(nginx).get("APP_UPSTREAM"))
     check(("15432", "5432") in published(pg), "dev: PostgreSQL published on 15432",
           published(pg))
     check(("16379", "6379") in published(redis), "dev: Redis published on 16379",

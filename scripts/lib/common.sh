@@ -63,6 +63,12 @@ absent() {
     ! grep -qF -- "$1" "$2"
 }
 
+# absent_regex REGEX PATH: no line of PATH (a file, or every file under a directory) matches
+# the extended regular expression REGEX.
+absent_regex() {
+    ! grep -rqE -- "$1" "$2"
+}
+
 # between VALUE LOW HIGH: LOW <= VALUE <= HIGH (integers).
 between() {
     (($1 >= $2 && $1 <= $3))

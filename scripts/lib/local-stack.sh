@@ -186,22 +186,30 @@ new_redis_prefix() {
 
 # start_app NAME PORT [VAR=VALUE ...]: runs `hsq-config serve` with a clean environment made
 # of APP_ENV (an associative array of defaults the caller fills) and the VAR=VALUE arguments,
-# logs to $HSQ_STACK_DIR/NAME.log, and waits until /health answers 200.
+# logs to $HSQ_STACK_DIR/NAME.log, and waits until /health answers 200. It listens on
+# 127.0.0.1 unless a BIND_ADDRESS=... argument names another loopback address. The process id
+# is left in APP_PID.
 declare -A APP_ENV=()
+APP_PID=""
 start_app() {
     local name=$1 port=$2
     shift 2
     local -a env_args=(PATH="$PATH" HOME="${HOME:-/root}")
-    local key pid
+    local key pid arg host=127.0.0.1
     for key in "${!APP_ENV[@]}"; do
         env_args+=("$key=${APP_ENV[$key]}")
+    done
+    for arg in "$@"; do
+        [[ $arg == BIND_ADDRESS=* ]] && host=${arg#BIND_ADDRESS=}
     done
     env_args+=(PORT="$port" BIND_ADDRESS=127.0.0.1 "$@")
     [[ -x $HSQ_CONFIG_BIN ]] || die "no hsq-config binary at $HSQ_CONFIG_BIN (run cargo build)"
     env -i "${env_args[@]}" "$HSQ_CONFIG_BIN" serve >"$HSQ_STACK_DIR/$name.log" 2>&1 &
     pid=$!
+    # shellcheck disable=SC2034 # read by the scripts that source this file
+    APP_PID=$pid
     track_pid "$pid"
-    if ! wait_for_status "http://127.0.0.1:$port/health" 200 90 || ! kill -0 "$pid" 2>/dev/null; then
+    if ! wait_for_status "http://$host:$port/health" 200 90 || ! kill -0 "$pid" 2>/dev/null; then
         printf 'error: hsq-config (%s) did not become healthy; last log lines:\n' "$name" >&2
         tail -n 40 "$HSQ_STACK_DIR/$name.log" >&2
         return 1
@@ -259,4 +267,121 @@ PY
     pid=$!
     track_pid "$pid"
     wait_for_http "http://127.0.0.1:$port/" 20 "$pid"
+}
+
+# wait_for_file FILE SECONDS PID: polls until FILE exists, the deadline passes or PID dies.
+wait_for_file() {
+    local file=$1 seconds=$2 pid=$3
+    local deadline=$((SECONDS + seconds))
+    while ((SECONDS < deadline)); do
+        [[ -e $file ]] && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_dns PORT NAME=IP[,IP...]...: a DNS server on 127.0.0.1:PORT (UDP) that answers A
+# queries for each NAME with all its addresses, as Docker's embedded DNS answers for a scaled
+# service, and NXDOMAIN for any other name. For nginx's `resolver`.
+start_dns() {
+    local port=$1 ready="$HSQ_STACK_DIR/dns-$1.ready" pid
+    shift
+    python3 - "$port" "$ready" "$@" >"$HSQ_STACK_DIR/dns-$port.log" 2>&1 <<'PY' &
+import pathlib
+import socket
+import struct
+import sys
+
+port, ready, *entries = sys.argv[1:]
+records = {}
+for entry in entries:
+    name, addresses = entry.split("=", 1)
+    records[name.lower().rstrip(".")] = [socket.inet_aton(a) for a in addresses.split(",")]
+
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("127.0.0.1", int(port)))
+pathlib.Path(ready).touch()
+while True:
+    query, peer = sock.recvfrom(512)
+    if len(query) < 17:
+        continue
+    ident, flags = struct.unpack(">HH", query[:4])
+    labels, i = [], 12
+    while i < len(query) and query[i]:
+        labels.append(query[i + 1:i + 1 + query[i]].decode("ascii", "replace"))
+        i += 1 + query[i]
+    qtype, _ = struct.unpack(">HH", query[i + 1:i + 5])
+    question = query[12:i + 5]
+    name = ".".join(labels).lower()
+    answers = records.get(name, []) if qtype == 1 else []
+    rcode = 0 if name in records else 3
+    # A response (QR), the client's RD bit, RA; the question echoed; each answer a pointer to
+    # the question's name, type A, class IN, TTL 5 s.
+    header = struct.pack(">HHHHHH", ident, 0x8080 | (flags & 0x0100) | rcode, 1, len(answers), 0, 0)
+    body = b"".join(struct.pack(">HHHIH", 0xC00C, 1, 1, 5, 4) + a for a in answers)
+    sock.sendto(header + question + body, peer)
+PY
+    pid=$!
+    track_pid "$pid"
+    wait_for_file "$ready" 20 "$pid"
+}
+
+# start_crasher PORT LOG ADDRESS...: on each ADDRESS:PORT, accepts a connection, reads one
+# whole request (headers and Content-Length body), appends "ADDRESS METHOD PATH" to LOG and
+# closes the connection without answering: a replica that dies holding the request.
+start_crasher() {
+    local port=$1 log=$2 ready="$HSQ_STACK_DIR/crasher-$1.ready" pid
+    shift 2
+    : >"$log"
+    python3 - "$port" "$log" "$ready" "$@" >"$HSQ_STACK_DIR/crasher-$port.log" 2>&1 <<'PY' &
+import pathlib
+import socketserver
+import sys
+import threading
+
+port, log, ready, *addresses = sys.argv[1:]
+lock = threading.Lock()
+
+
+class Crash(socketserver.BaseRequestHandler):
+    def handle(self):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.request.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = 0
+        for line in lines[1:]:
+            key, _, value = line.partition(":")
+            if key.strip().lower() == "content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = self.request.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        method, path = lines[0].split(" ")[:2]
+        with lock, open(log, "a") as out:
+            out.write(f"{self.server.server_address[0]} {method} {path}\n")
+        self.request.close()
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+for address in addresses:
+    server = Server((address, int(port)), Crash)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+pathlib.Path(ready).touch()
+threading.Event().wait()
+PY
+    pid=$!
+    track_pid "$pid"
+    wait_for_file "$ready" 20 "$pid"
 }

@@ -36,6 +36,12 @@ started=$SECONDS
 # --- tools ---------------------------------------------------------------------------------
 
 section "tools"
+if ! command -v kubectl >/dev/null 2>&1; then
+    # Debian's kubernetes-client carries kubectl (with kustomize built in).
+    sudo_if_needed() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client
+fi
 need kubectl python3
 has_kustomize() { kubectl kustomize --help >/dev/null 2>&1; }
 check "kubectl with kustomize ($(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: //p'))" \

@@ -100,7 +100,8 @@ impl Application {
         if self.state.settings.oauth.refresher_enabled {
             oauth::refresher::spawn(self.state.clone(), background.clone());
         }
-        axum::serve(
+        let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
@@ -108,8 +109,25 @@ impl Application {
         .with_graceful_shutdown(async move {
             shutdown.await;
             background.cancel();
-        })
-        .await?;
+            let _ = stopping_tx.send(());
+        });
+        // After the signal, in-flight requests get SHUTDOWN_DRAIN_SECS to finish; then the
+        // process stops anyway, before the orchestrator's own deadline kills it.
+        let drain = self.state.settings.shutdown_drain;
+        let deadline = async move {
+            if stopping.await.is_ok() {
+                tokio::time::sleep(drain).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = server => served?,
+            () = deadline => tracing::warn!(
+                drain_secs = drain.as_secs(),
+                "requests still in flight after SHUTDOWN_DRAIN_SECS; stopping"
+            ),
+        }
         self.background.cancel();
         self.state.db.close().await;
         tracing::info!("hsq-config stopped");

@@ -63,6 +63,8 @@ pub struct Settings {
     /// How long an in-process cache entry (token lookup, masked config) may live; 0 disables.
     pub cache_ttl: Duration,
     pub request_timeout: Duration,
+    /// After SIGTERM, how long in-flight requests may take before the process stops.
+    pub shutdown_drain: Duration,
     /// Bearer token for `/metrics`.
     pub metrics_token: Option<SecretString>,
     /// Each provider's API base URLs (validation calls), as its spec declares them.
@@ -148,6 +150,13 @@ impl Settings {
                 "a size in bytes, at least 1",
             )? as usize,
             request_timeout: seconds("REQUEST_TIMEOUT_SECS", 30)?,
+            shutdown_drain: Duration::from_secs(src.bounded(
+                "SHUTDOWN_DRAIN_SECS",
+                20,
+                0,
+                600,
+                "seconds",
+            )?),
             cache_ttl: Duration::from_secs(src.bounded("CACHE_TTL_SECS", 5, 0, 300, "seconds")?),
             metrics_token: src.secret("METRICS_TOKEN")?,
             providers: provider_urls(src)?,

@@ -127,5 +127,6 @@ pub async fn revoke(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), A
     )
     .await?;
     tx.commit().await?;
+    state.caches.tokens_changed();
     Ok(())
 }

@@ -145,6 +145,9 @@ async fn record(
     )
     .await?;
     tx.commit().await?;
+    state
+        .caches
+        .config_changed(provider.as_str(), environment.as_str());
     crate::infra::metrics::VALIDATIONS
         .with_label_values(&[provider.as_str(), environment.as_str(), status.as_str()])
         .inc();

@@ -30,6 +30,23 @@ impl Caches {
         }
     }
 
+    /// Drops this process's copy of a config it just changed: the notification reaches the
+    /// other replicas; this one reads its own write at once.
+    pub fn config_changed(&self, provider: &str, environment: &str) {
+        self.configs.remove(&format!("{provider}/{environment}"));
+    }
+
+    /// Drops every cached token lookup (a token was revoked here).
+    pub fn tokens_changed(&self) {
+        self.tokens.clear();
+    }
+
+    /// Drops everything (a restore rewrote the tables).
+    pub fn all_changed(&self) {
+        self.tokens.clear();
+        self.configs.clear();
+    }
+
     fn suspend(&self) {
         self.tokens.suspend();
         self.configs.suspend();
@@ -73,7 +90,12 @@ pub fn spawn(db: PgPool, caches: Arc<Caches>, cancel: CancellationToken) {
                 }
             };
             let outcome: Result<(), sqlx::Error> = tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    // Requests still draining read from the database, not from caches no
+                    // invalidation reaches any more.
+                    caches.suspend();
+                    return;
+                }
                 r = listened => r,
             };
             caches.suspend();

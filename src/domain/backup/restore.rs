@@ -120,6 +120,7 @@ pub async fn restore(
     )
     .await?;
     tx.commit().await?;
+    state.caches.all_changed();
     Ok(report)
 }
 

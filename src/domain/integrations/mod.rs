@@ -237,6 +237,9 @@ pub async fn put(
     )
     .await?;
     tx.commit().await?;
+    state
+        .caches
+        .config_changed(provider.as_str(), environment.as_str());
     Ok((row.try_into()?, existing.is_none()))
 }
 
@@ -303,6 +306,9 @@ pub async fn patch(
     )
     .await?;
     tx.commit().await?;
+    state
+        .caches
+        .config_changed(provider.as_str(), environment.as_str());
     row.try_into()
 }
 
@@ -334,6 +340,9 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
+    state
+        .caches
+        .config_changed(provider.as_str(), environment.as_str());
     Ok(())
 }
 

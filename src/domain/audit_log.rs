@@ -4,13 +4,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::http::error::ApiError;
 use crate::state::AppState;
-use crate::store::audit::{self as rows, AuditFilter, AuditRow};
+use crate::store::audit::{self as rows, AuditFilter, ListedRow};
 
 /// The most rows one page may hold.
 pub const MAX_LIMIT: i64 = 500;
@@ -30,12 +30,13 @@ pub struct AuditEntry {
     pub provider: Option<String>,
     pub environment: Option<String>,
     pub success: bool,
+    /// Field names and plain values; never a secret.
     #[schema(value_type = Object)]
-    pub details: Value,
+    pub details: Box<RawValue>,
 }
 
-impl From<AuditRow> for AuditEntry {
-    fn from(r: AuditRow) -> Self {
+impl From<ListedRow> for AuditEntry {
+    fn from(r: ListedRow) -> Self {
         Self {
             id: r.id,
             occurred_at: r.occurred_at,

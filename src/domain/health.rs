@@ -286,43 +286,43 @@ pub struct StatusReport {
 /// Every provider × environment at a glance: configured, enabled, validation, breaker and
 /// OAuth connection.
 pub async fn status(state: &AppState) -> Result<StatusReport, ApiError> {
-    let rows = store::integrations::list(&state.db).await?;
-    let tokens = store::oauth_tokens::list(&state.db).await?;
+    // One query and one Redis round trip, side by side.
+    let (rows, breakers) = tokio::join!(
+        store::integrations::status_rows(&state.db),
+        state.breakers.views()
+    );
+    let rows = rows?;
     let mut integrations = Vec::new();
-    for provider in Provider::ALL {
-        for environment in Environment::ALL {
-            let row = rows
-                .iter()
-                .find(|r| r.provider == provider.as_str() && r.environment == environment.as_str());
-            integrations.push(IntegrationStatus {
-                provider,
-                environment,
-                configured: row.is_some(),
-                enabled: row.is_some_and(|r| r.enabled),
-                version: row.map(|r| r.version),
-                updated_at: row.map(|r| r.updated_at),
-                last_validation: row.and_then(|r| {
-                    r.last_validated_at
-                        .map(|at| crate::domain::integrations::LastValidation {
-                            at,
-                            status: r.last_validation_status.clone(),
-                            detail: r.last_validation_detail.clone(),
-                        })
-                }),
-                breaker: state.breakers.view(provider, environment).await,
-                connection: tokens
-                    .iter()
-                    .find(|t| {
-                        t.provider == provider.as_str() && t.environment == environment.as_str()
+    for breaker in breakers {
+        let (provider, environment) = (breaker.provider, breaker.environment);
+        let row = rows
+            .iter()
+            .find(|r| r.provider == provider.as_str() && r.environment == environment.as_str());
+        integrations.push(IntegrationStatus {
+            provider,
+            environment,
+            configured: row.is_some(),
+            enabled: row.is_some_and(|r| r.enabled),
+            version: row.map(|r| r.version),
+            updated_at: row.map(|r| r.updated_at),
+            last_validation: row.and_then(|r| {
+                r.last_validated_at
+                    .map(|at| crate::domain::integrations::LastValidation {
+                        at,
+                        status: r.last_validation_status.clone(),
+                        detail: r.last_validation_detail.clone(),
                     })
-                    .map(|t| ConnectionSummary {
-                        status: t.status.clone(),
-                        expires_at: t.expires_at,
-                        refresh_expires_at: t.refresh_expires_at,
-                        last_refreshed_at: t.last_refreshed_at,
-                    }),
-            });
-        }
+            }),
+            breaker,
+            connection: row.and_then(|r| {
+                r.token_status.clone().map(|status| ConnectionSummary {
+                    status,
+                    expires_at: r.expires_at,
+                    refresh_expires_at: r.refresh_expires_at,
+                    last_refreshed_at: r.last_refreshed_at,
+                })
+            }),
+        });
     }
     Ok(StatusReport { integrations })
 }

@@ -73,6 +73,26 @@ pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), sq
     .map(|_| ())
 }
 
+/// An audit row as the listing reads it: its details left as the JSON text PostgreSQL sent,
+/// never parsed, and no chain columns.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ListedRow {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_token_id: Option<Uuid>,
+    pub actor_name: String,
+    pub actor_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub user_agent: Option<String>,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub provider: Option<String>,
+    pub environment: Option<String>,
+    pub success: bool,
+    pub details: sqlx::types::Json<Box<serde_json::value::RawValue>>,
+}
+
 /// Filters of `GET /api/config/audit`; `None` means "any".
 #[derive(Debug, Default, Clone)]
 pub struct AuditFilter {
@@ -93,9 +113,12 @@ pub async fn list(
     db: &PgPool,
     filter: &AuditFilter,
     limit: i64,
-) -> Result<Vec<AuditRow>, sqlx::Error> {
-    let mut q: QueryBuilder<Postgres> =
-        QueryBuilder::new("SELECT * FROM configuration_audit_logs WHERE true");
+) -> Result<Vec<ListedRow>, sqlx::Error> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+        "SELECT id, occurred_at, actor_token_id, actor_name, actor_ip, request_id, user_agent,
+                action, resource_type, resource_id, provider, environment, success, details
+           FROM configuration_audit_logs WHERE true",
+    );
     if let Some(v) = &filter.provider {
         q.push(" AND provider = ").push_bind(v);
     }

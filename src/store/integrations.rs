@@ -147,3 +147,32 @@ pub async fn record_validation(
     .await
     .map(|_| ())
 }
+
+/// What the status page shows of a config and its OAuth connection, in one read.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StatusRow {
+    pub provider: String,
+    pub environment: String,
+    pub enabled: bool,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    pub last_validated_at: Option<DateTime<Utc>>,
+    pub last_validation_status: Option<String>,
+    pub last_validation_detail: Option<String>,
+    pub token_status: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub last_refreshed_at: Option<DateTime<Utc>>,
+}
+
+/// Every config with its connection, if any.
+pub async fn status_rows(db: &PgPool) -> Result<Vec<StatusRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.provider, c.environment, c.enabled, c.version, c.updated_at,
+                c.last_validated_at, c.last_validation_status, c.last_validation_detail,
+                t.status AS token_status, t.expires_at, t.refresh_expires_at, t.last_refreshed_at
+           FROM integration_configs c LEFT JOIN oauth_tokens t ON t.integration_id = c.id",
+    )
+    .fetch_all(db)
+    .await
+}

@@ -16,6 +16,7 @@ use crate::infra::breaker::Breakers;
 use crate::infra::crypto::KeyRing;
 use crate::infra::redis::Redis;
 use crate::store;
+use crate::store::audit_batch::AuditBatcher;
 use crate::store::invalidation::Caches;
 
 /// Shared by every handler through `State`, and by background jobs and CLI commands.
@@ -35,10 +36,13 @@ pub struct AppState {
     /// Hot reads cached in this process; off until the invalidation listener runs (servers
     /// start it, CLI commands do not).
     pub caches: Arc<Caches>,
+    /// The group-committing writer of audit rows that stand alone (read audits, refusals).
+    pub audit_batch: AuditBatcher,
 }
 
 impl AppState {
-    /// Builds the state from settings without connecting to anything yet.
+    /// Builds the state from settings without connecting to anything yet (inside a Tokio
+    /// runtime: the audit writer starts here).
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let db = store::pool(&settings)?;
         let redis = Redis::new(&settings)?;
@@ -50,6 +54,7 @@ impl AppState {
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
+            audit_batch: AuditBatcher::start(db.clone()),
             db,
             breakers: Arc::new(Breakers::new(redis.clone(), settings.breaker)),
             redis,

@@ -14,11 +14,6 @@ use hsq_config::state::AppState;
 use hsq_config::store;
 use tracing_appender::non_blocking::WorkerGuard;
 
-/// The service allocates small objects on every request; mimalloc serves them with far less
-/// work than the system allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Configuration management for the HubSpot–Stripe–QuickBooks bridge
 #[derive(Parser)]
 #[command(name = "hsq-config", version)]

@@ -147,14 +147,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Settings for the server. Log lines go to stdout through a writer thread (no line is
-/// dropped: a full queue makes the logger wait), so a request never waits on the pipe; the
-/// guard flushes what is queued when the process ends.
+/// Settings for the server. Log lines go to stdout through a writer thread that writes them
+/// in batches (no line is dropped: a full queue makes the logger wait), so a request never
+/// waits on the pipe; the guard flushes what is queued when the process ends.
 fn load_settings() -> anyhow::Result<(Settings, WorkerGuard)> {
     let settings = Settings::from_env()?;
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stdout());
+        // The writer thread flushes after each batch it drains: one write for many lines.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     telemetry::init(&settings.log_level, settings.log_format, writer);
     Ok((settings, guard))
 }

@@ -193,6 +193,10 @@ pub struct AuditRowView {
 struct AuditPage {
     layout: Layout,
     filters: Vec<(&'static str, &'static str, String)>,
+    providers: Vec<String>,
+    environments: Vec<String>,
+    provider: String,
+    environment: String,
     success: String,
     rows: Vec<AuditRowView>,
     next: Option<String>,
@@ -227,12 +231,6 @@ pub async fn audit_page(
         cursor: set(&q.cursor),
     };
     let filters = vec![
-        ("provider", "Provider", set(&q.provider).unwrap_or_default()),
-        (
-            "environment",
-            "Environment",
-            set(&q.environment).unwrap_or_default(),
-        ),
         ("action", "Action", set(&q.action).unwrap_or_default()),
         ("actor", "Actor", set(&q.actor).unwrap_or_default()),
         (
@@ -274,8 +272,14 @@ pub async fn audit_page(
                         url.push_str(&format!("{name}={}&", encode(value)));
                     }
                 }
-                if let Some(s) = set(&q.success) {
-                    url.push_str(&format!("success={}&", encode(&s)));
+                for (name, value) in [
+                    ("provider", &q.provider),
+                    ("environment", &q.environment),
+                    ("success", &q.success),
+                ] {
+                    if let Some(v) = set(value) {
+                        url.push_str(&format!("{name}={}&", encode(&v)));
+                    }
                 }
                 url.push_str(&format!("cursor={}", encode(&c)));
                 url
@@ -345,6 +349,16 @@ pub async fn audit_page(
         &AuditPage {
             layout: signed.layout("Audit log", "audit"),
             filters,
+            providers: crate::domain::Provider::ALL
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            environments: crate::domain::Environment::ALL
+                .iter()
+                .map(|e| e.to_string())
+                .collect(),
+            provider: set(&q.provider).unwrap_or_default(),
+            environment: set(&q.environment).unwrap_or_default(),
             success: set(&q.success).unwrap_or_default(),
             rows,
             next,

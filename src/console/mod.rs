@@ -15,6 +15,7 @@ mod form;
 mod pages;
 mod provider;
 mod render;
+mod save;
 pub mod session;
 mod signin;
 mod views;
@@ -59,7 +60,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(admin::delete_webhook),
         )
         .route("/settings/{provider}", get(provider::show))
-        .route("/settings/{provider}/{environment}", post(provider::save))
+        .route("/settings/{provider}/{environment}", post(save::save))
         .route(
             "/settings/{provider}/{environment}/validate",
             post(actions::validate),

@@ -265,6 +265,27 @@ test("a form from another origin, or without the CSRF token, is refused and chan
   assert.ok(refusals.body.items.some((i) => i.action === "console_csrf_refused"));
 });
 
+test("readable on a phone and usable from the keyboard", async () => {
+  const { page } = admin;
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const route of ["/settings/", "/settings/stripe?environment=sandbox", "/settings/audit"]) {
+    await page.goto(`${app.origin}${route}`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${route} scrolls sideways by ${overflow}px on a phone`);
+  }
+  await page.screenshot({ path: path.join(SHOTS, "phone-audit.png"), fullPage: false });
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.goto(`${app.origin}/settings/stripe?environment=sandbox`);
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Skip to content");
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input:not([type=hidden]), select")]
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label"))
+      .map((el) => el.name),
+  );
+  assert.deepEqual(unlabelled, [], "every control has a label");
+});
+
 test("signing out ends the session: the next page is the sign-in", async () => {
   const { page } = admin;
   await page.goto(`${app.origin}/settings/`);

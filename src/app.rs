@@ -18,7 +18,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Settings;
 use crate::domain::{Provider, keyring_check, monitor, oauth};
-use crate::http::json::BodyLimit;
 use crate::http::middleware::{self, ClientKey};
 use crate::routes;
 use crate::state::AppState;
@@ -213,9 +212,12 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
             value,
         ));
     }
-    app.layer(cors)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::Extension(BodyLimit(limit)))
+    // Without allowed origins there is nothing for CORS to allow; the layer (whose
+    // configuration is copied for every request) is left out.
+    if !settings.cors_allowed_origins.is_empty() {
+        app = app.layer(cors);
+    }
+    app.layer(DefaultBodyLimit::max(limit))
         .layer(mw::from_fn(move |req, next| {
             middleware::timeout(timeout, req, next)
         }))

@@ -7,7 +7,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::FromRef;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
@@ -16,11 +15,24 @@ use crate::infra::breaker::Breakers;
 use crate::infra::crypto::KeyRing;
 use crate::infra::redis::Redis;
 use crate::store;
+use crate::store::audit_batch::AuditBatcher;
 use crate::store::invalidation::Caches;
 
-/// Shared by every handler through `State`, and by background jobs and CLI commands.
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// Shared by every handler through `State`, and by background jobs and CLI commands. One
+/// `Arc`: the router clones the state for every request, so a clone must cost one increment.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub db: PgPool,
     pub redis: Redis,
     pub settings: Arc<Settings>,
@@ -35,10 +47,13 @@ pub struct AppState {
     /// Hot reads cached in this process; off until the invalidation listener runs (servers
     /// start it, CLI commands do not).
     pub caches: Arc<Caches>,
+    /// The group-committing writer of audit rows that stand alone (read audits, refusals).
+    pub audit_batch: AuditBatcher,
 }
 
 impl AppState {
-    /// Builds the state from settings without connecting to anything yet.
+    /// Builds the state from settings without connecting to anything yet (inside a Tokio
+    /// runtime: the audit writer starts here).
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let db = store::pool(&settings)?;
         let redis = Redis::new(&settings)?;
@@ -49,7 +64,8 @@ impl AppState {
             .user_agent(concat!("hsq-config/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
+            audit_batch: AuditBatcher::start(db.clone()),
             db,
             breakers: Arc::new(Breakers::new(redis.clone(), settings.breaker)),
             redis,
@@ -61,7 +77,7 @@ impl AppState {
             monitor_last: Arc::new(Mutex::new(None)),
             caches: Arc::new(Caches::new(settings.cache_ttl)),
             settings: Arc::new(settings),
-        })
+        })))
     }
 
     /// The encryption keys (current and previous) every seal and open uses.

@@ -138,7 +138,18 @@ pub async fn write(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), Api
     crate::infra::metrics::AUDIT_WRITES
         .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
         .inc();
-    result.map(|_| ()).map_err(ApiError::AuditUnavailable)
+    result.map_err(|e| ApiError::AuditUnavailable(e.into()))
+}
+
+/// Writes an audit row that belongs to no change (a secret or token read, a refusal) and
+/// returns once it is committed, sharing the commit with rows other requests wait on at the
+/// same moment. Fails closed: on an error nothing that needed the row may proceed.
+pub async fn write_alone(state: &AppState, row: NewAuditRow) -> Result<(), ApiError> {
+    let result = state.audit_batch.insert(row).await;
+    crate::infra::metrics::AUDIT_WRITES
+        .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
+        .inc();
+    result.map_err(|e| ApiError::AuditUnavailable(anyhow::anyhow!(e)))
 }
 
 /// Records a refused attempt (403, 412, 409, 422) on its own; a failure here is logged,
@@ -168,12 +179,7 @@ pub async fn record_refusal(
     };
     let details = json!({ "error": error.code(), "fields": fields });
     let record = row(caller, action, resource, false, details);
-    let result = async {
-        let mut conn = state.db.acquire().await?;
-        rows::insert(&mut conn, &record).await
-    }
-    .await;
-    if let Err(e) = result {
+    if let Err(e) = write_alone(state, record).await {
         tracing::error!(error = %e, action, "could not write the audit row of a refused request");
     }
 }

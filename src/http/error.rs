@@ -92,7 +92,7 @@ pub enum ApiError {
         source: Option<anyhow::Error>,
     },
     #[error("the audit log could not be written, so the change was not made")]
-    AuditUnavailable(#[source] sqlx::Error),
+    AuditUnavailable(#[source] anyhow::Error),
     #[error("a stored secret could not be opened: {0}")]
     SealedValueUnreadable(#[from] OpenError),
     #[error("the request took longer than {0:?}")]

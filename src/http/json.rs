@@ -10,12 +10,13 @@ use std::cell::RefCell;
 use std::fmt;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, Request};
 use axum::http::{HeaderValue, header};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::http::error::{ApiError, FieldError};
+use crate::state::AppState;
 
 /// A request body, buffered but not yet judged.
 pub struct JsonBody {
@@ -23,16 +24,16 @@ pub struct JsonBody {
     content_type: Option<HeaderValue>,
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl<S> FromRequest<S> for JsonBody
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map(|l| l.0)
-            .unwrap_or(usize::MAX);
+        let limit = AppState::from_ref(state).settings.request_body_limit;
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(limit)
@@ -46,10 +47,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         })
     }
 }
-
-/// The configured body limit, for the 413 message.
-#[derive(Clone, Copy)]
-pub struct BodyLimit(pub usize);
 
 impl JsonBody {
     /// A body made in code (tests, fuzzing), as if sent with `Content-Type: application/json`.

@@ -20,6 +20,8 @@ pub struct Caches {
     pub tokens: TtlCache<Vec<u8>, super::api_tokens::ApiTokenRow>,
     /// Integration config rows by `provider/environment`.
     pub configs: TtlCache<String, super::integrations::ConfigRow>,
+    /// OAuth connection rows by `provider/environment`.
+    pub connections: TtlCache<String, super::oauth_tokens::TokenRow>,
 }
 
 impl Caches {
@@ -27,6 +29,7 @@ impl Caches {
         Self {
             tokens: TtlCache::new(ttl),
             configs: TtlCache::new(ttl),
+            connections: TtlCache::new(ttl),
         }
     }
 
@@ -34,6 +37,12 @@ impl Caches {
     /// other replicas; this one reads its own write at once.
     pub fn config_changed(&self, provider: &str, environment: &str) {
         self.configs.remove(&format!("{provider}/{environment}"));
+    }
+
+    /// Drops this process's copy of a connection it just changed.
+    pub fn connection_changed(&self, provider: &str, environment: &str) {
+        self.connections
+            .remove(&format!("{provider}/{environment}"));
     }
 
     /// Drops every cached token lookup (a token was revoked here).
@@ -45,19 +54,23 @@ impl Caches {
     pub fn all_changed(&self) {
         self.tokens.clear();
         self.configs.clear();
+        self.connections.clear();
     }
 
     fn suspend(&self) {
         self.tokens.suspend();
         self.configs.suspend();
+        self.connections.suspend();
     }
 
     fn resume(&self) {
         self.tokens.resume();
         self.configs.resume();
+        self.connections.resume();
     }
 
-    /// Applies one notification: `api_token:<hex sha-256>` or `config:<provider>/<environment>`;
+    /// Applies one notification: `api_token:<hex sha-256>`, `config:<provider>/<environment>` or
+    /// `connection:<provider>/<environment>`;
     /// anything else flushes everything.
     fn apply(&self, payload: &str) {
         match payload.split_once(':') {
@@ -66,10 +79,8 @@ impl Caches {
                 Err(_) => self.tokens.clear(),
             },
             Some(("config", key)) => self.configs.remove(&key.to_owned()),
-            _ => {
-                self.tokens.clear();
-                self.configs.clear();
-            }
+            Some(("connection", key)) => self.connections.remove(&key.to_owned()),
+            _ => self.all_changed(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod audit_batch;
 pub mod audit_chain;
 pub mod backup;
 pub mod integrations;

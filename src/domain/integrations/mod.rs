@@ -169,16 +169,7 @@ pub async fn get(
     provider: Provider,
     environment: Environment,
 ) -> Result<ConfigView, ApiError> {
-    let key = format!("{provider}/{environment}");
-    if let Some(row) = state.caches.configs.get(&key) {
-        return row.try_into();
-    }
-    let mut conn = state.db.acquire().await?;
-    let row = rows::find(&mut conn, provider.as_str(), environment.as_str())
-        .await?
-        .ok_or_else(|| not_configured(provider, environment))?;
-    state.caches.configs.insert(key, row.clone());
-    row.try_into()
+    cached_row(state, provider, environment).await?.try_into()
 }
 
 fn not_configured(provider: Provider, environment: Environment) -> ApiError {
@@ -353,19 +344,16 @@ pub async fn reveal(
     provider: Provider,
     environment: Environment,
 ) -> Result<RevealedSecrets, ApiError> {
-    let mut conn = state.db.acquire().await?;
-    let row = rows::find(&mut conn, provider.as_str(), environment.as_str())
-        .await?
-        .ok_or_else(|| not_configured(provider, environment))?;
+    let row = cached_row(state, provider, environment).await?;
     let secrets = state
         .keyring()
         .open_map(&row.secrets, &secrets_aad(row.id))?;
     let names: Vec<&String> = secrets.keys().collect();
-    // One statement, committed when it returns: the secrets leave only after their audit row
-    // is durable. No transaction is needed: the row says which version was revealed.
-    audit::write(
-        &mut conn,
-        &audit::row(
+    // The secrets leave only after their audit row is committed; the row says which version
+    // was revealed.
+    audit::write_alone(
+        state,
+        audit::row(
             caller,
             "secret_revealed",
             &Resource::integration(provider, environment),
@@ -380,6 +368,25 @@ pub async fn reveal(
         version: row.version,
         secrets,
     })
+}
+
+/// The config row, from this process's cache when it holds a fresh copy (see
+/// `store::invalidation` for how fresh).
+async fn cached_row(
+    state: &AppState,
+    provider: Provider,
+    environment: Environment,
+) -> Result<ConfigRow, ApiError> {
+    let key = format!("{provider}/{environment}");
+    if let Some(row) = state.caches.configs.get(&key) {
+        return Ok(row);
+    }
+    let mut conn = state.db.acquire().await?;
+    let row = rows::find(&mut conn, provider.as_str(), environment.as_str())
+        .await?
+        .ok_or_else(|| not_configured(provider, environment))?;
+    state.caches.configs.insert(key, row.clone());
+    Ok(row)
 }
 
 /// The decrypted secrets of a config, for internal callers (OAuth, validation).

@@ -356,5 +356,6 @@ async fn store(
     )
     .await?;
     tx.commit().await?;
+    state.caches.connection_changed(p.as_str(), e.as_str());
     Ok(row)
 }

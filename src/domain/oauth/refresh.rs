@@ -60,11 +60,10 @@ pub async fn valid_token(
     let grant = TokenGrant::open(state.keyring(), &row)?;
     let details =
         json!({ "refreshed": refreshed, "expires_at": row.expires_at, "version": row.version });
-    // One statement, committed when it returns, before the token leaves.
-    let mut conn = state.db.acquire().await?;
-    audit::write(
-        &mut conn,
-        &audit::row(
+    // The token leaves only after its audit row is committed.
+    audit::write_alone(
+        state,
+        audit::row(
             caller,
             "token_retrieved",
             &vault::resource(provider, environment),
@@ -287,6 +286,9 @@ async fn refresh_locked(
             // Durable first: the rotated refresh token must survive before anyone uses the
             // new access token.
             tx.commit().await?;
+            state
+                .caches
+                .connection_changed(provider.as_str(), environment.as_str());
             clear_backoff(state, &row).await;
             tracing::info!(%provider, %environment, trigger = trigger.as_str(), "OAuth token refreshed");
             Ok(updated)
@@ -305,6 +307,9 @@ async fn refresh_locked(
             )
             .await?;
             tx.commit().await?;
+            state
+                .caches
+                .connection_changed(provider.as_str(), environment.as_str());
             tracing::warn!(%provider, %environment, "refresh token rejected (invalid_grant); the connection needs reauthorization");
             Err(ApiError::NeedsReauth(format!(
                 "{provider} {environment} is needs_reauth: the provider no longer accepts its refresh token; connect it again"

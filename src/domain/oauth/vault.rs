@@ -184,15 +184,23 @@ fn not_connected(provider: Provider, environment: Environment) -> ApiError {
     ApiError::not_found(format!("{provider} {environment} is not connected"))
 }
 
+/// The connection's row, from this process's cache when it holds a fresh copy (see
+/// `store::invalidation`); writers lock and re-read the row itself.
 pub async fn find(
     state: &AppState,
     provider: Provider,
     environment: Environment,
 ) -> Result<TokenRow, ApiError> {
+    let key = format!("{provider}/{environment}");
+    if let Some(row) = state.caches.connections.get(&key) {
+        return Ok(row);
+    }
     let mut conn = state.db.acquire().await?;
-    rows::find(&mut conn, provider.as_str(), environment.as_str())
+    let row = rows::find(&mut conn, provider.as_str(), environment.as_str())
         .await?
-        .ok_or_else(|| not_connected(provider, environment))
+        .ok_or_else(|| not_connected(provider, environment))?;
+    state.caches.connections.insert(key, row.clone());
+    Ok(row)
 }
 
 pub async fn connection(
@@ -264,6 +272,9 @@ pub async fn disconnect(
     )
     .await?;
     tx.commit().await?;
+    state
+        .caches
+        .connection_changed(provider.as_str(), environment.as_str());
     Ok(Disconnected {
         provider,
         environment,

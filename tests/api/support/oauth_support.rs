@@ -167,13 +167,32 @@ pub async fn get_token(
 }
 
 /// Makes the stored access token expire within the refresh margin (or already expired).
+/// Moves the access token's expiry, then waits until the app sees it: the app caches
+/// connection rows and learns of this out-of-band change through its invalidation listener.
 pub async fn expire_in(app: &TestApp, provider: &str, seconds: i64) {
-    sqlx::query("UPDATE oauth_tokens SET expires_at = now() + make_interval(secs => $2) WHERE provider = $1")
-        .bind(provider)
-        .bind(seconds as f64)
-        .execute(&app.db.pool)
-        .await
-        .expect("expire");
+    let rows: Vec<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "UPDATE oauth_tokens SET expires_at = now() + make_interval(secs => $2) WHERE provider = $1
+         RETURNING environment, expires_at",
+    )
+    .bind(provider)
+    .bind(seconds as f64)
+    .fetch_all(&app.db.pool)
+    .await
+    .expect("expire");
+    for (environment, expires_at) in rows {
+        let path = format!("/api/config/{provider}/connection?environment={environment}");
+        crate::support::wait::eventually(
+            "the app to see the new expiry",
+            std::time::Duration::from_secs(5),
+            async || {
+                let view: Value = app.get(&path).await.json().await.ok()?;
+                let seen = view["expires_at"].as_str()?;
+                let seen = chrono::DateTime::parse_from_rfc3339(seen).ok()?;
+                (seen == expires_at).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// `n` concurrent QuickBooks token requests alternating between two instances; each must

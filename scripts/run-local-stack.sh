@@ -59,7 +59,7 @@ start_app app "$app_port" ||
 (
     export NGINX_HTTP_PORT=$http_port NGINX_HTTPS_PORT=$https_port NGINX_HTTP_MODE=proxy
     export SERVER_NAME=localhost APP_UPSTREAM="127.0.0.1:$app_port"
-    export DASHBOARD_UPSTREAM="127.0.0.1:$dashboard_port" NGINX_RESOLVER=127.0.0.1
+    export SETTINGS_UPSTREAM="127.0.0.1:$app_port" NGINX_RESOLVER=127.0.0.1
     export NGINX_HSTS_MAX_AGE=63072000 NGINX_CLIENT_MAX_BODY_SIZE=1m
     export NGINX_ACCESS_LOG="$HSQ_STACK_DIR/nginx/logs/access.log"
     export TLS_CERT="$HSQ_STACK_DIR/certs/tls.crt" TLS_KEY="$HSQ_STACK_DIR/certs/tls.key"

@@ -466,13 +466,13 @@ else
     check "nginx: OAuth callback Referrer-Policy is no-referrer" test "$(h n_oauth Referrer-Policy)" = no-referrer
     check "nginx: security headers on the OAuth callback" security_headers_ok n_oauth
 
-    request n_settings GET "$NGINX_URL/settings/"
+    request n_settings GET "$NGINX_URL/settings/signin"
     if [[ $STATUS == 200 ]]; then
-        pass "nginx: /settings/ reaches the dashboard (200)"
+        pass "nginx: /settings/ reaches the settings console (200)"
     elif [[ $DASHBOARD_REQUIRED != true && $STATUS =~ ^50[234]$ ]]; then
         pass "nginx: /settings/ is routed (dashboard not running: $STATUS from nginx)"
     else
-        fail "nginx: /settings/ reaches the dashboard: got $STATUS"
+        fail "nginx: /settings/ reaches the settings console: got $STATUS"
     fi
     check "nginx: security headers on /settings/" security_headers_ok n_settings
 

@@ -153,16 +153,16 @@ start_app app-low "$app_low_port" RUN_MIGRATIONS=false \
     abort "hsq-config (low limit) did not start"
 info "app on :$app_port, low-limit app on :$app_low_port, dashboard on :$dashboard_port"
 
-# render_instance NAME MODE APP DASHBOARD RESOLVER: renders and starts one nginx; sets
+# render_instance NAME MODE APP SETTINGS RESOLVER: renders and starts one nginx; sets
 # ${NAME}_http and ${NAME}_https to its ports.
 render_instance() {
-    local name=$1 mode=$2 app=$3 dashboard=$4 resolver=$5
+    local name=$1 mode=$2 app=$3 settings=$4 resolver=$5
     local dir="$HSQ_STACK_DIR/nginx-$name" http https
     http=$(free_port)
     https=$(free_port)
     (
         export NGINX_HTTP_PORT=$http NGINX_HTTPS_PORT=$https NGINX_HTTP_MODE=$mode
-        export SERVER_NAME=localhost APP_UPSTREAM=$app DASHBOARD_UPSTREAM=$dashboard
+        export SERVER_NAME=localhost APP_UPSTREAM=$app SETTINGS_UPSTREAM=$settings
         export NGINX_RESOLVER=$resolver NGINX_HSTS_MAX_AGE=63072000
         export NGINX_CLIENT_MAX_BODY_SIZE=1m NGINX_ACCESS_LOG="$dir/logs/access.log"
         export TLS_CERT="$HSQ_STACK_DIR/certs/tls.crt" TLS_KEY="$HSQ_STACK_DIR/certs/tls.key"
@@ -183,14 +183,14 @@ render_instance() {
 # A resolver that answers nothing: upstream names cannot resolve, IP literals need none.
 dead_resolver="127.0.0.1:$(free_port)"
 main_http="" main_https="" edge_http="" edge_https="" low_http=""
-# main: development mode in front of the real app and the dashboard stand-in.
-render_instance main proxy "127.0.0.1:$app_port" "127.0.0.1:$dashboard_port" "$dead_resolver" ||
+# main: development mode in front of the real app, which also serves /settings/ (the default).
+render_instance main proxy "127.0.0.1:$app_port" "127.0.0.1:$app_port" "$dead_resolver" ||
     abort "nginx (main) did not start"
 # edge: production mode (HTTP redirects) in front of the echo upstream; its dashboard is a name
 # nobody can resolve, so this instance also shows nginx starts without the dashboard.
 render_instance edge redirect "127.0.0.1:$echo_port" "cw-hsq-dashboard.invalid:3000" "$dead_resolver" ||
     abort "nginx (edge) did not start"
-# low: development mode in front of the low-limit app.
+# low: development mode in front of the low-limit app, /settings/ on a separate dashboard.
 render_instance low proxy "127.0.0.1:$app_low_port" "127.0.0.1:$dashboard_port" "$dead_resolver" ||
     abort "nginx (low) did not start"
 plain="http://127.0.0.1:$main_http"
@@ -225,10 +225,19 @@ fetch unauthorized "$plain/api/config/integrations"
 expect_status unauthorized 401 "/api/config/integrations without a token: the app's 401"
 expect_security_headers unauthorized plain "401 from the app"
 
-fetch settings "$plain/settings/"
-expect_status settings 200 "/settings/ reaches the dashboard"
-check "/settings/ body is the dashboard's page" grep -q 'hsq dashboard stand-in' "$responses/settings.b"
-expect_security_headers settings plain "200 /settings/"
+fetch settings "$plain/settings/signin"
+expect_status settings 200 "/settings/signin reaches the app's console"
+check "/settings/signin is the console's sign-in page" grep -q 'Sign in to the settings console' "$responses/settings.b"
+expect_security_headers settings plain "200 /settings/signin"
+check "/settings/ keeps the app's Cache-Control: no-store" test "$(h settings Cache-Control)" = "no-store"
+settings_csp=$(h settings Content-Security-Policy)
+check "/settings/ keeps the app's CSP" grep -q "default-src 'none'" <<<"$settings_csp"
+check "the console's CSP has no unsafe-inline" test "${settings_csp//unsafe-inline/}" = "$settings_csp"
+fetch settings_home "$plain/settings/"
+expect_status settings_home 303 "/settings/ without a session: the app sends the browser to sign in"
+fetch settings_dashboard "http://127.0.0.1:$low_http/settings/"
+expect_status settings_dashboard 200 "SETTINGS_UPSTREAM can name a separate dashboard instead"
+check "/settings/ body is the dashboard's page" grep -q 'hsq dashboard stand-in' "$responses/settings_dashboard.b"
 
 fetch settings_bare "$plain/settings"
 expect_status settings_bare 301 "/settings redirects to /settings/"

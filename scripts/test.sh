@@ -2,7 +2,8 @@
 # The test command: starts the local PostgreSQL and Redis if they are down, runs every Rust
 # test (unit and integration, against the real services), then the deployment checks
 # (nginx in front of the real app, compose validation, the operator workflow script) and the
-# API contract (schemathesis against the running service).
+# API contract (schemathesis against the running service) and the settings console in headless
+# Chromium (scripts/test-browser.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +36,5 @@ if [ "${SKIP_DEPLOY_CHECKS:-}" != "1" ]; then
   cargo build --locked --bin hsq-config
   bash scripts/ci-deploy.sh
   bash scripts/test-contract.sh
+  HSQ_CONFIG_BIN=$PWD/target/debug/hsq-config bash scripts/test-browser.sh
 fi

@@ -202,6 +202,7 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
         .merge(health)
         .merge(routes::docs::router(doc))
         .merge(routes::metrics::router())
+        .merge(crate::console::router(&state))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .with_state(state);

@@ -7,6 +7,7 @@
 //! derived: secrets are `SecretString` and the keyring prints key ids only.
 
 mod backup;
+mod console;
 mod env;
 pub mod oauth;
 
@@ -19,6 +20,7 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use backup::{BackupSettings, MIN_BACKUP_PASSPHRASE_CHARS};
+pub use console::ConsoleSettings;
 pub use env::{SettingsError, Source};
 pub use oauth::OAuthSettings;
 
@@ -78,6 +80,8 @@ pub struct Settings {
     pub audit_log_retention_days: u32,
     /// OAuth endpoints, redirect URIs, return origins, state TTL and refresh timing.
     pub oauth: OAuthSettings,
+    /// The settings console at `/settings`.
+    pub console: ConsoleSettings,
 }
 
 impl Settings {
@@ -109,6 +113,21 @@ impl Settings {
             src.positive(name, default, "a number of seconds, at least 1")
                 .map(Duration::from_secs)
         };
+        let console = ConsoleSettings::from_source(src)?;
+        let mut oauth = OAuthSettings::from_source(src)?;
+        // The console sends the browser back to its own pages after an OAuth flow; a callback
+        // whose flow is lost lands on the console too when no other origin comes first.
+        if let Some(url) = console.public_url.as_ref().filter(|_| console.enabled) {
+            if !oauth
+                .return_allowed_origins
+                .iter()
+                .any(|o| o.origin() == url.origin())
+            {
+                oauth
+                    .return_allowed_origins
+                    .push(url.join("settings/").unwrap_or_else(|_| url.clone()));
+            }
+        }
         Ok(Self {
             database_url: database_url(src)?,
             database_max_connections: src.positive(
@@ -181,7 +200,8 @@ impl Settings {
                 36500,
                 "days",
             )? as u32,
-            oauth: OAuthSettings::from_source(src)?,
+            oauth,
+            console,
         })
     }
 }

@@ -116,54 +116,64 @@ where
             })
             .filter(|t| !t.is_empty() && t.len() <= 512)
             .ok_or(ApiError::Unauthorized)?;
-        let hash = token_hash(token);
-
-        if let Some(admin) = &state.admin_token_hash {
-            // Both sides are hashes, so comparing them leaks nothing about the token.
-            if admin.as_slice() == hash.as_slice() {
-                return Ok(Caller {
-                    token_id: None,
-                    name: "bootstrap-admin".into(),
-                    role: Role::Admin,
-                    meta,
-                });
-            }
-        }
-        let cached = state.caches.tokens.get(&hash);
-        let from_cache = cached.is_some();
-        let mut row = match cached {
-            Some(row) => row,
-            None => store::api_tokens::find_active_by_hash(&state.db, &hash)
-                .await?
-                .ok_or(ApiError::Unauthorized)?,
-        };
-        let role: Role = row
-            .role
-            .parse()
-            .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?;
-        // The row (read, or cached) says when the token was last recorded; only a stale mark
-        // costs a write, so authenticated reads need no round trip while cached.
-        let stale = row
-            .last_used_at
-            .is_none_or(|t| chrono::Utc::now() - t > chrono::Duration::minutes(1));
-        if stale {
-            match store::api_tokens::touch(&state.db, row.id).await {
-                Ok(()) => row.last_used_at = Some(chrono::Utc::now()),
-                Err(e) => tracing::warn!(error = %e, "could not record token use"),
-            }
-        }
-        // A hit keeps its entry's age (the TTL bounds how long a row read once is believed);
-        // a hit whose use was just recorded is read afresh next time.
-        if !from_cache {
-            state.caches.tokens.insert(hash, row.clone());
-        } else if stale {
-            state.caches.tokens.remove(&hash);
-        }
-        Ok(Caller {
-            token_id: Some(row.id),
-            name: row.name,
-            role,
-            meta,
-        })
+        authenticate(&state, token, meta).await
     }
+}
+
+/// The caller a bearer token stands for: the bootstrap admin, or an active API token (its use
+/// recorded). The API's extractor and the console's sign-in both ask here.
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    meta: RequestMeta,
+) -> Result<Caller, ApiError> {
+    let hash = token_hash(token);
+
+    if let Some(admin) = &state.admin_token_hash {
+        // Both sides are hashes, so comparing them leaks nothing about the token.
+        if admin.as_slice() == hash.as_slice() {
+            return Ok(Caller {
+                token_id: None,
+                name: "bootstrap-admin".into(),
+                role: Role::Admin,
+                meta,
+            });
+        }
+    }
+    let cached = state.caches.tokens.get(&hash);
+    let from_cache = cached.is_some();
+    let mut row = match cached {
+        Some(row) => row,
+        None => store::api_tokens::find_active_by_hash(&state.db, &hash)
+            .await?
+            .ok_or(ApiError::Unauthorized)?,
+    };
+    let role: Role = row
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?;
+    // The row (read, or cached) says when the token was last recorded; only a stale mark
+    // costs a write, so authenticated reads need no round trip while cached.
+    let stale = row
+        .last_used_at
+        .is_none_or(|t| chrono::Utc::now() - t > chrono::Duration::minutes(1));
+    if stale {
+        match store::api_tokens::touch(&state.db, row.id).await {
+            Ok(()) => row.last_used_at = Some(chrono::Utc::now()),
+            Err(e) => tracing::warn!(error = %e, "could not record token use"),
+        }
+    }
+    // A hit keeps its entry's age (the TTL bounds how long a row read once is believed);
+    // a hit whose use was just recorded is read afresh next time.
+    if !from_cache {
+        state.caches.tokens.insert(hash, row.clone());
+    } else if stale {
+        state.caches.tokens.remove(&hash);
+    }
+    Ok(Caller {
+        token_id: Some(row.id),
+        name: row.name,
+        role,
+        meta,
+    })
 }

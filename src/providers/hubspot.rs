@@ -34,30 +34,46 @@ static OAUTH: OAuthSpec = OAuthSpec {
 };
 
 impl ProviderSpec for Hubspot {
+    fn display_name(&self) -> &'static str {
+        "HubSpot"
+    }
+
     fn fields(&self) -> &'static [FieldSpec] {
         &[
             FieldSpec {
                 name: "client_id",
+                label: "Client ID",
+                help: "The OAuth app's client id.",
                 check: FieldCheck::Setting(non_empty_text),
             },
             FieldSpec {
                 name: "app_id",
+                label: "App ID",
+                help: "Digits only.",
                 check: FieldCheck::Setting(digits),
             },
             FieldSpec {
                 name: "portal_id",
+                label: "Portal (hub) ID",
+                help: "Digits only.",
                 check: FieldCheck::Setting(digits),
             },
             FieldSpec {
                 name: "scopes",
+                label: "Scopes",
+                help: "Space-separated scope names.",
                 check: FieldCheck::Setting(scopes),
             },
             FieldSpec {
                 name: "client_secret",
+                label: "Client secret",
+                help: "The OAuth app's client secret.",
                 check: FieldCheck::Secret(secret_text),
             },
             FieldSpec {
                 name: "private_app_token",
+                label: "Private app token",
+                help: "pat-… from a HubSpot private app.",
                 check: FieldCheck::Secret(private_app_token),
             },
         ]

@@ -30,6 +30,9 @@ pub enum FieldCheck {
 
 pub struct FieldSpec {
     pub name: &'static str,
+    /// How the console labels the field, and the one line of help it shows beside it.
+    pub label: &'static str,
+    pub help: &'static str,
     pub check: FieldCheck,
 }
 
@@ -96,6 +99,9 @@ impl RevokeInput<'_> {
 
 /// A provider's configuration schema and its dealings with the outside world.
 pub trait ProviderSpec: Sync {
+    /// The provider's name as people write it (`QuickBooks Online`), for the console.
+    fn display_name(&self) -> &'static str;
+
     fn fields(&self) -> &'static [FieldSpec];
 
     /// Settings filled in when the client leaves them out.

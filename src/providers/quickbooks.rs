@@ -39,26 +39,40 @@ static OAUTH: OAuthSpec = OAuthSpec {
 };
 
 impl ProviderSpec for Quickbooks {
+    fn display_name(&self) -> &'static str {
+        "QuickBooks Online"
+    }
+
     fn fields(&self) -> &'static [FieldSpec] {
         &[
             FieldSpec {
                 name: "client_id",
+                label: "Client ID",
+                help: "From the Intuit developer app's Keys & credentials.",
                 check: FieldCheck::Setting(non_empty_text),
             },
             FieldSpec {
                 name: "realm_id",
+                label: "Company (realm) ID",
+                help: "Digits only; filled in by connecting.",
                 check: FieldCheck::Setting(digits),
             },
             FieldSpec {
                 name: "scopes",
+                label: "Scopes",
+                help: "Space-separated; com.intuit.quickbooks.accounting when left out.",
                 check: FieldCheck::Setting(scopes),
             },
             FieldSpec {
                 name: "minor_version",
+                label: "Minor version",
+                help: "The API minor version, digits only (75 when left out).",
                 check: FieldCheck::Setting(digits),
             },
             FieldSpec {
                 name: "client_secret",
+                label: "Client secret",
+                help: "From the Intuit developer app's Keys & credentials.",
                 check: FieldCheck::Secret(secret_text),
             },
         ]

@@ -36,30 +36,46 @@ static OAUTH: OAuthSpec = OAuthSpec {
 };
 
 impl ProviderSpec for Stripe {
+    fn display_name(&self) -> &'static str {
+        "Stripe"
+    }
+
     fn fields(&self) -> &'static [FieldSpec] {
         &[
             FieldSpec {
                 name: "publishable_key",
+                label: "Publishable key",
+                help: "Starts with pk_test_ in sandbox and pk_live_ in production.",
                 check: FieldCheck::Setting(publishable_key),
             },
             FieldSpec {
                 name: "account_id",
+                label: "Account ID",
+                help: "Your Stripe account, acct_…",
                 check: FieldCheck::Setting(account_id),
             },
             FieldSpec {
                 name: "connect_client_id",
+                label: "Connect client ID",
+                help: "ca_… from Connect settings; needed to connect accounts with OAuth.",
                 check: FieldCheck::Setting(connect_client_id),
             },
             FieldSpec {
                 name: "api_version",
+                label: "API version",
+                help: "A dated version such as 2024-06-20.",
                 check: FieldCheck::Setting(api_version),
             },
             FieldSpec {
                 name: "secret_key",
+                label: "Secret key",
+                help: "sk_ or rk_ key: _test_ keys in sandbox, _live_ keys in production.",
                 check: FieldCheck::Secret(secret_key),
             },
             FieldSpec {
                 name: "webhook_secret",
+                label: "Webhook signing secret",
+                help: "whsec_… from the webhook endpoint's page.",
                 check: FieldCheck::Secret(webhook_secret),
             },
         ]

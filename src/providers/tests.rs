@@ -90,14 +90,22 @@ static XERO_OAUTH: OAuthSpec = OAuthSpec {
 };
 
 impl ProviderSpec for Xero {
+    fn display_name(&self) -> &'static str {
+        "Xero"
+    }
+
     fn fields(&self) -> &'static [FieldSpec] {
         &[
             FieldSpec {
                 name: "client_id",
+                label: "Client ID",
+                help: "",
                 check: FieldCheck::Setting(non_empty_text),
             },
             FieldSpec {
                 name: "client_secret",
+                label: "Client secret",
+                help: "",
                 check: FieldCheck::Secret(secret_text),
             },
         ]

@@ -20,34 +20,36 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     #[param(value_type = Option<Provider>)]
-    provider: Option<String>,
+    pub(crate) provider: Option<String>,
     #[param(value_type = Option<Environment>)]
-    environment: Option<String>,
-    action: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) action: Option<String>,
     /// Actor name (the API token's name).
-    actor: Option<String>,
-    resource_id: Option<String>,
+    pub(crate) actor: Option<String>,
+    pub(crate) resource_id: Option<String>,
     #[param(value_type = Option<bool>)]
-    success: Option<String>,
+    pub(crate) success: Option<String>,
     /// RFC 3339 time, inclusive.
     #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// RFC 3339 time, exclusive.
     #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
-    until: Option<String>,
+    pub(crate) until: Option<String>,
     /// 1 to 500, default 50.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
-fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
+/// The filter and page size of a query, each bad parameter named; the console reads its
+/// filters through here too.
+pub(crate) fn parse_filter(q: AuditQuery) -> Result<(AuditFilter, i64), ApiError> {
     let texts = [
         ("provider", &q.provider),
         ("environment", &q.environment),

@@ -30,6 +30,17 @@ pub async fn find_active_by_hash(
     .await
 }
 
+/// Whether the token with this id exists and is not revoked (console sessions ask on every
+/// request, so a revoked token ends its sessions at once).
+pub async fn is_active(db: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM api_tokens WHERE id = $1 AND revoked_at IS NULL)",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+}
+
 /// Records use at most once a minute per token, so reads don't turn into writes.
 pub async fn touch(db: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(

@@ -6,6 +6,7 @@ mod audit_path;
 mod auth;
 mod backup;
 mod canary;
+mod console;
 mod encryption;
 mod hardening;
 mod health;

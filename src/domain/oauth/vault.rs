@@ -212,6 +212,17 @@ pub async fn connection(
     Ok(ConnectionView::of(provider, environment, &row))
 }
 
+/// Every connection, without tokens (the console's overview).
+pub async fn connections(state: &AppState) -> Result<Vec<ConnectionView>, ApiError> {
+    let mut views = Vec::new();
+    for row in rows::list(&state.db).await? {
+        if let (Ok(p), Ok(e)) = (row.provider.parse(), row.environment.parse()) {
+            views.push(ConnectionView::of(p, e, &row));
+        }
+    }
+    Ok(views)
+}
+
 /// The result of a disconnect: tokens are gone; revocation at the provider is best effort.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Disconnected {

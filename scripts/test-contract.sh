@@ -68,7 +68,7 @@ run() {
     local who=$1 token=$2
     section "schemathesis as $who ($EXAMPLES examples per operation, every check)"
     if (cd "$root/tests/contract" && "$venv/bin/st" run "http://127.0.0.1:$port/api/openapi.json" \
-        --checks all --max-examples "$EXAMPLES" --workers 2 --seed 20261202 \
+        --checks all --max-examples "$EXAMPLES" --workers 1 --seed 20261202 \
         -H "Authorization: Bearer $token") >"$work/st-$who.log" 2>&1; then
         pass "schemathesis as $who: no failures ($(grep -oE '[0-9]+ generated' "$work/st-$who.log" | head -1))"
     else

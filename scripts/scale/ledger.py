@@ -219,9 +219,12 @@ def main():
         check(longest <= pause + 5, f"pause: no request started in the pause took longer than the pause + 5 s ({longest:.1f} s)")
         check(not no_retry, "pause: any failure is a 503 with Retry-After",
               "; ".join(f"{r['op']} {r['status']} {r.get('code')}" for r in no_retry[:6]))
+        # A pile-up (work queued in the pause and still ahead of new requests) shows as
+        # requests that wait towards the request timeout or fail; half the request timeout
+        # leaves room for a CI machine that is slow for reasons of its own.
         base = [r["t1"] - r["t0"] for r in by_phase.get("baseline", []) if ok(r)]
         after_lat = [r["t1"] - r["t0"] for r in after]
-        limit = max(2.0, 4 * pct(base, 99))
+        limit = max(args.request_timeout / 2, 4 * pct(base, 99))
         late_bad = [r for r in after if not ok(r)]
         check(after and not late_bad and max(after_lat) <= limit,
               f"pause: no pile-up: from 2 s after SIGCONT every request 2xx within {limit:.1f} s "

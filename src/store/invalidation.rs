@@ -95,10 +95,12 @@ pub fn spawn(db: PgPool, caches: Arc<Caches>, cancel: CancellationToken) {
                 listener.listen(CHANNEL).await?;
                 caches.resume();
                 pause = Duration::from_millis(100);
-                loop {
-                    let note = listener.recv().await?;
+                // `try_recv`, not `recv`: `recv` reconnects by itself and would hide that the
+                // notifications sent while the connection was down are lost.
+                while let Some(note) = listener.try_recv().await? {
                     caches.apply(note.payload());
                 }
+                Ok(())
             };
             let outcome: Result<(), sqlx::Error> = tokio::select! {
                 _ = cancel.cancelled() => {
@@ -110,8 +112,15 @@ pub fn spawn(db: PgPool, caches: Arc<Caches>, cancel: CancellationToken) {
                 r = listened => r,
             };
             caches.suspend();
-            if let Err(e) = outcome {
-                tracing::warn!(error = %e, "cache invalidations unavailable; caches bypassed until the listener reconnects");
+            match outcome {
+                Err(e) => {
+                    tracing::warn!(error = %e, "cache invalidations unavailable; caches bypassed until the listener reconnects");
+                }
+                Ok(()) => {
+                    tracing::warn!(
+                        "the cache invalidation connection was lost; caches flushed and bypassed until it listens again"
+                    );
+                }
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,

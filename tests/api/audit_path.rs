@@ -1,6 +1,7 @@
 //! The audited read path at scale: bursts from two instances keep a verifiable chain, a
 //! `kill -9` mid-burst loses no audit row of a secret that left, and the in-process caches of
-//! one instance learn at once of a change made through another.
+//! one instance learn at once of a change made through another, or are flushed when the
+//! connection that would have told them is lost.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -273,4 +274,53 @@ async fn a_change_on_one_instance_is_seen_at_once_by_another_despite_its_caches(
     )
     .await;
     stop_sibling.cancel();
+}
+
+#[tokio::test]
+async fn a_lost_invalidation_connection_flushes_the_caches() {
+    let app = TestApp::spawn_with(|vars| {
+        vars.insert("CACHE_TTL_SECS".into(), "60".into());
+    })
+    .await;
+    let body = json!({"settings": {"account_id": "acct_cached"}, "secrets": {"secret_key": STRIPE_TEST_KEY}});
+    assert_eq!(app.put_json(STRIPE, &body).await.status(), 201);
+    let account = async || -> Value {
+        let view: Value = app.get(STRIPE).await.json().await.expect("view");
+        view["settings"]["account_id"].clone()
+    };
+    assert_eq!(account().await, "acct_cached", "the config is now cached");
+
+    // A change whose notification never arrives: triggers are off in this session, as if it
+    // had been sent while the listener's connection was down.
+    let mut conn = app.db.pool.acquire().await.expect("connection");
+    sqlx::raw_sql(
+        "SET session_replication_role = replica;
+         UPDATE integration_configs SET settings = settings || '{\"account_id\": \"acct_missed\"}';
+         RESET session_replication_role;",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("silent update");
+    drop(conn);
+    assert_eq!(
+        account().await,
+        "acct_cached",
+        "without a notification the cache still answers"
+    );
+
+    // The listener's connection dies. Whatever it missed, the caches must not outlive it.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .expect("terminate the listener");
+    assert!(!killed.is_empty(), "the listener's connection was found");
+    eventually(
+        "the caches to be flushed after the listener lost its connection",
+        Duration::from_secs(5),
+        async || (account().await == "acct_missed").then_some(()),
+    )
+    .await;
 }

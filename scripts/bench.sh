@@ -343,13 +343,13 @@ define_cases() {
     "liveness: the whole middleware stack, no I/O"
   add_case read-admin GET "$config" "$admin" '' \
     '`GET …/stripe/sandbox`, bootstrap token' \
-    "masked read: one SELECT, nothing decrypted; the bootstrap token is checked in memory"
+    "masked read, nothing decrypted: the config row from the in-process cache (one SELECT on a miss); the bootstrap token is checked in memory"
   add_case read-viewer GET "$config" 'Authorization: Bearer $VIEWER_TOKEN' '' \
     '`GET …/stripe/sandbox`, stored viewer token' \
-    "the same read, and the token looked up by its SHA-256 in PostgreSQL"
+    "the same read, and the token looked up by its SHA-256 (cached in process like the row)"
   add_case reveal POST "$config/reveal" "$service" '' \
     '`POST …/stripe/sandbox/reveal`' \
-    "stored service token, decrypt the secrets, an audit row on the hash chain, one transaction"
+    "stored service token, decrypt the secrets, an audit row committed before the answer (group commit)"
   add_case token POST '$APP/api/config/quickbooks/token?environment=sandbox' "$service" '' \
     '`POST /api/config/quickbooks/token`' \
     "stored service token, open the sealed access token (no refresh: it lives ten years), an audit row"

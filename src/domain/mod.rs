@@ -11,6 +11,7 @@ pub mod audit_log;
 pub mod audit_retention;
 pub mod audit_sequencer;
 pub mod backup;
+pub mod events;
 pub mod health;
 pub mod integrations;
 pub mod keyring_check;

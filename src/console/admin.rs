@@ -328,7 +328,23 @@ pub async fn create_webhook(
     )
     .await;
     match result {
-        Ok(_) => Ok(see_other("/settings/webhooks?done=created")),
+        // A generated secret is shown this once, on this page (no-store), never in a URL.
+        Ok(created) => match created.signing_secret {
+            Some(secret) => {
+                let banner = Banner::ok(format!(
+                    "Webhook created. Its signing secret, shown only now: {secret}"
+                ));
+                webhooks_page(
+                    &state,
+                    &signed,
+                    StatusCode::CREATED,
+                    vec![banner],
+                    Vec::new(),
+                )
+                .await
+            }
+            None => Ok(see_other("/settings/webhooks?done=created")),
+        },
         Err(ApiError::Validation(errors)) => {
             let errors = errors
                 .iter()

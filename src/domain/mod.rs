@@ -19,6 +19,7 @@ pub mod mask;
 pub mod monitor;
 pub mod oauth;
 pub mod operator;
+pub mod outbox;
 pub mod rotation;
 pub mod validation;
 pub mod webhooks;

@@ -9,6 +9,7 @@ pub mod integrations;
 pub mod invalidation;
 pub mod keyring;
 pub mod oauth_tokens;
+pub mod outbox;
 pub mod rotation;
 pub mod webhooks;
 

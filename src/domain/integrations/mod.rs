@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::audit::{self, Resource};
+use crate::domain::events::EventType;
 use crate::domain::mask::mask;
+use crate::domain::outbox::{self, config_event};
 use crate::domain::{Environment, Provider};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -216,6 +218,12 @@ pub async fn put(
         "config_created"
     };
     let details = changes(before.as_ref(), &after);
+    let kind = if existing.is_some() {
+        EventType::ConfigUpdated
+    } else {
+        EventType::ConfigCreated
+    };
+    let event = config_event(kind, provider, environment, &details, row.version);
     audit::write(
         &mut tx,
         &audit::row(
@@ -227,6 +235,7 @@ pub async fn put(
         ),
     )
     .await?;
+    outbox::record(&mut tx, &event).await?;
     tx.commit().await?;
     state
         .caches
@@ -285,6 +294,14 @@ pub async fn patch(
         &after,
     )
     .await?;
+    let details = changes(Some(&before), &after);
+    let event = config_event(
+        EventType::ConfigUpdated,
+        provider,
+        environment,
+        &details,
+        row.version,
+    );
     audit::write(
         &mut tx,
         &audit::row(
@@ -292,10 +309,11 @@ pub async fn patch(
             "config_patched",
             &Resource::integration(provider, environment),
             true,
-            changes(Some(&before), &after),
+            details,
         ),
     )
     .await?;
+    outbox::record(&mut tx, &event).await?;
     tx.commit().await?;
     state
         .caches
@@ -330,6 +348,14 @@ pub async fn delete(
         ),
     )
     .await?;
+    let event = config_event(
+        EventType::ConfigDeleted,
+        provider,
+        environment,
+        &json!({}),
+        existing.version,
+    );
+    outbox::record(&mut tx, &event).await?;
     tx.commit().await?;
     state
         .caches

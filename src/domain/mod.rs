@@ -22,6 +22,7 @@ pub mod operator;
 pub mod outbox;
 pub mod rotation;
 pub mod validation;
+pub mod webhook_delivery;
 pub mod webhooks;
 
 pub use crate::kinds::{Environment, Provider, Role, one_of};

@@ -13,6 +13,7 @@ pub mod integrations;
 pub mod metrics;
 pub mod oauth;
 pub mod status;
+pub mod webhook_deliveries;
 pub mod webhooks;
 
 use axum::extract::rejection::QueryRejection;
@@ -38,6 +39,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(integrations::router())
         .merge(webhooks::router())
+        .merge(webhook_deliveries::router())
         .merge(api_tokens::router())
         .merge(audit::router())
         .merge(status::router())

@@ -24,4 +24,6 @@ mod rotation;
 mod scheduled;
 mod support;
 mod upgrade;
+mod webhook_delivery;
+mod webhook_safety;
 mod webhooks;

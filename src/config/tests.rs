@@ -177,6 +177,7 @@ fn webhook_delivery_settings_have_defaults_and_name_bad_values() {
     assert_eq!(s.webhooks.disable_after, hours(5 * 24));
     assert_eq!(s.webhooks.secret_overlap, hours(24));
     assert!(!s.webhooks.allow_private_targets);
+    assert_eq!(s.webhooks.delivery_retention_days, 30);
 
     let mut vars = base();
     vars.insert("WEBHOOK_RETRY_SCHEDULE".into(), "50ms, 1s".into());
@@ -194,6 +195,7 @@ fn webhook_delivery_settings_have_defaults_and_name_bad_values() {
         ("WEBHOOK_DISABLE_AFTER", "5 days"),
         ("WEBHOOK_SECRET_OVERLAP", "-1h"),
         ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "maybe"),
+        ("WEBHOOK_DELIVERY_RETENTION_DAYS", "0"),
     ] {
         let mut vars = base();
         vars.insert(name.into(), value.into());

@@ -21,6 +21,9 @@ pub struct WebhookSettings {
     pub allow_private_targets: bool,
     /// `WEBHOOK_DELIVERY_ENABLED`: run the delivery worker in this process.
     pub delivery_enabled: bool,
+    /// `WEBHOOK_DELIVERY_RETENTION_DAYS`: settled deliveries (and events left without any)
+    /// older than this are purged daily.
+    pub delivery_retention_days: u32,
 }
 
 const DURATION: &str = "a duration like 30, 30s, 500ms, 5m, 2h or 5d (a bare number is seconds)";
@@ -77,6 +80,13 @@ impl WebhookSettings {
             secret_overlap: duration("WEBHOOK_SECRET_OVERLAP", "24h")?,
             allow_private_targets: src.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", false)?,
             delivery_enabled: src.bool("WEBHOOK_DELIVERY_ENABLED", true)?,
+            delivery_retention_days: src.bounded(
+                "WEBHOOK_DELIVERY_RETENTION_DAYS",
+                30,
+                1,
+                3650,
+                "days",
+            )? as u32,
         })
     }
 }

@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod rotation;
 pub mod validation;
 pub mod webhook_delivery;
+pub mod webhook_log;
 pub mod webhooks;
 
 pub use crate::kinds::{Environment, Provider, Role, one_of};

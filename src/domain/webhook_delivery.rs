@@ -195,6 +195,16 @@ async fn finish(state: &AppState, c: &Claimed, sent: &Sent, test: bool) -> Resul
         .inc();
     metrics::WEBHOOK_ATTEMPT_DURATION.observe(sent.latency.as_secs_f64());
     let error = sent.error.as_deref().map(|e| truncate(e, MAX_ERROR_CHARS));
+    tracing::info!(
+        webhook.id = %c.webhook_id,
+        delivery.id = %c.id,
+        delivery.attempt = c.attempts,
+        delivery.status = status,
+        http.status_code = sent.status_code,
+        latency_ms = u64::try_from(sent.latency.as_millis()).unwrap_or(u64::MAX),
+        error = error.as_deref(),
+        "webhook attempt"
+    );
     let mut tx = state.db.begin().await?;
     rows::record_attempt(
         &mut tx,
@@ -246,8 +256,10 @@ async fn disable(
     Ok(())
 }
 
+/// How long a claim holds: the attempt's timeout (which bounds the whole request, answer
+/// included) and a margin to record the outcome. Past it another replica may attempt again.
 fn lease_secs(state: &AppState) -> f64 {
-    state.settings.webhooks.timeout.as_secs_f64() + 30.0
+    state.settings.webhooks.timeout.as_secs_f64() + 10.0
 }
 
 /// One round: claims due deliveries and attempts them concurrently; returns how many.
@@ -310,9 +322,9 @@ pub async fn send_test(state: &AppState, webhook_id: Uuid) -> Result<AttemptOutc
 }
 
 async fn observe_queue(state: &AppState) {
-    if let Ok((pending, oldest)) = rows::queue_depth(&state.db).await {
-        metrics::WEBHOOK_QUEUE_DEPTH.set(pending);
-        metrics::WEBHOOK_OLDEST_PENDING.set(oldest.unwrap_or(0.0) as i64);
+    if let Ok(q) = rows::queue_state(&state.db).await {
+        metrics::WEBHOOK_QUEUE_DEPTH.set(q.pending);
+        metrics::WEBHOOK_OLDEST_PENDING.set(q.oldest_pending_secs.unwrap_or(0.0) as i64);
     }
 }
 

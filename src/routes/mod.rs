@@ -8,6 +8,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod backup;
 pub mod docs;
+pub mod events;
 pub mod health;
 pub mod integrations;
 pub mod metrics;
@@ -40,6 +41,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(integrations::router())
         .merge(webhooks::router())
         .merge(webhook_deliveries::router())
+        .merge(events::router())
         .merge(api_tokens::router())
         .merge(audit::router())
         .merge(status::router())

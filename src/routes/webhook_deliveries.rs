@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::{ADMIN, READERS};
 use crate::domain::audit::{Resource, attempt};
-use crate::domain::outbox::{self, DeliveryPage, DeliveryView, decode_cursor};
 use crate::domain::webhook_delivery::{self, AttemptOutcome};
+use crate::domain::webhook_log::{self, DeliveryPage, DeliveryView, decode_cursor};
 use crate::domain::webhooks::{self, RotatedSecret};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, FieldError, Problem};
@@ -117,7 +117,7 @@ async fn list(
                 return Err(ApiError::Validation(errors));
             }
             Ok(Json(
-                outbox::deliveries(&state, parse_id(&id)?, cursor, limit).await?,
+                webhook_log::deliveries(&state, parse_id(&id)?, cursor, limit).await?,
             ))
         },
     )
@@ -144,7 +144,7 @@ async fn retry(
             let delivery: Uuid = delivery
                 .parse()
                 .map_err(|_| ApiError::not_found("this webhook has no delivery with this id"))?;
-            let view = outbox::retry(&state, &caller, parse_id(&id)?, delivery).await?;
+            let view = webhook_log::retry(&state, &caller, parse_id(&id)?, delivery).await?;
             Ok((axum::http::StatusCode::ACCEPTED, Json(view)))
         },
     )

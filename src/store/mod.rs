@@ -11,6 +11,7 @@ pub mod keyring;
 pub mod oauth_tokens;
 pub mod outbox;
 pub mod rotation;
+pub mod webhook_log;
 pub mod webhooks;
 
 use std::time::Duration;

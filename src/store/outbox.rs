@@ -228,84 +228,6 @@ pub async fn disable_endpoint(
     Ok(done)
 }
 
-/// A delivery as the API lists it.
-#[derive(Debug, sqlx::FromRow)]
-pub struct DeliveryRow {
-    pub id: Uuid,
-    pub event_id: Uuid,
-    pub event_type: String,
-    pub status: String,
-    pub attempts: i32,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_attempt_at: Option<DateTime<Utc>>,
-    pub last_status_code: Option<i32>,
-    pub last_error: Option<String>,
-    pub last_response_body: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
-}
-
-const DELIVERY_COLUMNS: &str = "d.id, d.event_id, e.event_type, d.status, d.attempts,
-    d.next_attempt_at, d.last_attempt_at, d.last_status_code, d.last_error, d.last_response_body,
-    d.created_at, d.delivered_at";
-
-/// Up to `limit` deliveries of an endpoint, newest first, after the keyset `before`.
-pub async fn deliveries(
-    db: &PgPool,
-    webhook_id: Uuid,
-    before: Option<(DateTime<Utc>, Uuid)>,
-    limit: i64,
-) -> Result<Vec<DeliveryRow>, sqlx::Error> {
-    let (at, id) = before.unzip();
-    sqlx::query_as(&format!(
-        "SELECT {DELIVERY_COLUMNS}
-           FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-          WHERE d.webhook_id = $1
-            AND ($2::timestamptz IS NULL OR (d.created_at, d.id) < ($2, $3))
-          ORDER BY d.created_at DESC, d.id DESC
-          LIMIT $4"
-    ))
-    .bind(webhook_id)
-    .bind(at)
-    .bind(id)
-    .bind(limit)
-    .fetch_all(db)
-    .await
-}
-
-pub async fn delivery(
-    conn: &mut PgConnection,
-    webhook_id: Uuid,
-    id: Uuid,
-) -> Result<Option<DeliveryRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {DELIVERY_COLUMNS}
-           FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-          WHERE d.webhook_id = $1 AND d.id = $2"
-    ))
-    .bind(webhook_id)
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Makes a delivery due now again (one more attempt). False when it is not this endpoint's.
-pub async fn make_due(
-    conn: &mut PgConnection,
-    webhook_id: Uuid,
-    id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query(
-        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = clock_timestamp()
-          WHERE webhook_id = $1 AND id = $2",
-    )
-    .bind(webhook_id)
-    .bind(id)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected() > 0)
-}
-
 /// Stores the secret that keeps signing next to the new one until `expires_at`.
 pub async fn set_previous_secret(
     conn: &mut PgConnection,
@@ -328,10 +250,23 @@ pub async fn set_previous_secret(
     .map(|_| ())
 }
 
-/// Pending deliveries and the age in seconds of the oldest, for metrics and health.
-pub async fn queue_depth(db: &PgPool) -> Result<(i64, Option<f64>), sqlx::Error> {
+/// The delivery queue: pending deliveries, the age of the oldest, and how late the most
+/// overdue one is (due but not attempted yet: the workers are behind).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct QueueState {
+    pub pending: i64,
+    pub oldest_pending_secs: Option<f64>,
+    pub most_overdue_secs: Option<f64>,
+}
+
+pub async fn queue_state(db: &PgPool) -> Result<QueueState, sqlx::Error> {
     sqlx::query_as(
-        "SELECT count(*), EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8
+        "SELECT count(*) AS pending,
+                EXTRACT(EPOCH FROM clock_timestamp() - min(created_at))::float8
+                    AS oldest_pending_secs,
+                EXTRACT(EPOCH FROM clock_timestamp()
+                    - min(next_attempt_at) FILTER (WHERE next_attempt_at <= clock_timestamp()))::float8
+                    AS most_overdue_secs
            FROM webhook_deliveries WHERE status = 'pending'",
     )
     .fetch_one(db)

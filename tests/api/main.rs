@@ -25,5 +25,7 @@ mod scheduled;
 mod support;
 mod upgrade;
 mod webhook_delivery;
+mod webhook_log;
+mod webhook_replicas;
 mod webhook_safety;
 mod webhooks;

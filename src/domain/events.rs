@@ -89,7 +89,7 @@ impl EventType {
     }
 
     /// High-volume types reach only endpoints that name them, never through a wildcard.
-    fn explicit_only(self) -> bool {
+    pub fn explicit_only(self) -> bool {
         self == Self::OAuthTokenRetrieved
     }
 }

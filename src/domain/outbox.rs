@@ -18,6 +18,16 @@ use crate::store::outbox as rows;
 pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<Vec<Uuid>, ApiError> {
     let provider = event.provider.map(|p| p.to_string());
     let environment = event.environment.map(|e| e.to_string());
+    let targets: Vec<Uuid> = rows::subscribers(conn, provider.as_deref())
+        .await?
+        .into_iter()
+        .filter(|s| s.events.iter().any(|p| events::matches(p, event.kind)))
+        .map(|s| s.id)
+        .collect();
+    // A type only named subscriptions get (a token read) is not logged for nobody.
+    if targets.is_empty() && event.kind.explicit_only() {
+        return Ok(targets);
+    }
     rows::insert_event(
         conn,
         event.id,
@@ -27,24 +37,23 @@ pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<Vec<Uui
         &event.payload(),
     )
     .await?;
-    let targets: Vec<Uuid> = rows::subscribers(conn, provider.as_deref())
-        .await?
-        .into_iter()
-        .filter(|s| s.events.iter().any(|p| events::matches(p, event.kind)))
-        .map(|s| s.id)
-        .collect();
-    if !targets.is_empty() {
-        rows::insert_deliveries(conn, event.id, &targets).await?;
-    }
+    rows::insert_deliveries(conn, event.id, &targets).await?;
     Ok(targets)
 }
 
-/// Writes an event that belongs to no transaction (a breaker transition, a backup result).
-pub async fn record_alone(state: &AppState, event: &NewEvent) -> Result<Vec<Uuid>, ApiError> {
-    let mut tx = state.db.begin().await?;
-    let targets = record(&mut tx, event).await?;
-    tx.commit().await?;
-    Ok(targets)
+/// Writes an event that belongs to no transaction (a failed refresh, a token read). Best
+/// effort: what caused it has happened either way, so a failure is logged, not returned.
+pub async fn record_alone(state: &AppState, event: &NewEvent) {
+    let result = async {
+        let mut tx = state.db.begin().await?;
+        record(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, event.kind = event.kind.as_str(), "could not write an event to the outbox");
+    }
 }
 
 /// A `config.*` event: names of the changed fields from a change's audit details (never

@@ -26,6 +26,7 @@ mod support;
 mod upgrade;
 mod webhook_delivery;
 mod webhook_log;
+mod webhook_oauth;
 mod webhook_replicas;
 mod webhook_safety;
 mod webhooks;

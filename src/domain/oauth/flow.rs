@@ -14,7 +14,9 @@ use super::provider::{self, AppClient};
 use super::state::{self, FlowState};
 use super::vault;
 use crate::domain::audit;
+use crate::domain::events::{EventType, NewEvent};
 use crate::domain::integrations;
+use crate::domain::outbox;
 use crate::domain::{Environment, Provider, Role};
 use crate::http::auth::{Caller, RequestMeta};
 use crate::http::error::ApiError;
@@ -344,6 +346,12 @@ async fn store(
         "has_refresh_token": row.refresh_token.is_some(),
     });
     details[account_name] = json!(row.external_account_id);
+    let event = NewEvent::new(EventType::OAuthConnected, Some(p), Some(e))
+        .with("reconnected", json!(existing.is_some()))
+        .with("external_account_id", json!(row.external_account_id))
+        .with("scope", json!(row.scope))
+        .with("expires_at", json!(row.expires_at));
+    outbox::record(&mut tx, &event).await?;
     audit::write(
         &mut tx,
         &audit::row(

@@ -15,7 +15,9 @@ use tracing::Instrument;
 use super::provider::{self, ProviderError};
 use super::vault::{self, TokenGrant};
 use crate::domain::audit;
+use crate::domain::events::{EventType, NewEvent};
 use crate::domain::integrations;
+use crate::domain::outbox;
 use crate::domain::{Environment, Provider};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -72,6 +74,14 @@ pub async fn valid_token(
         ),
     )
     .await?;
+    let event = NewEvent::new(
+        EventType::OAuthTokenRetrieved,
+        Some(provider),
+        Some(environment),
+    )
+    .with("actor", json!(caller.name))
+    .with("refreshed", json!(refreshed));
+    outbox::record_alone(state, &event).await;
     Ok(grant)
 }
 
@@ -301,6 +311,14 @@ async fn refresh_locked(
             }
             rows::set_status(&mut tx, row.id, "needs_reauth").await?;
             let details = json!({ "trigger": trigger.as_str(), "error": "invalid_grant", "status": "needs_reauth" });
+            let event = NewEvent::new(
+                EventType::OAuthNeedsReauth,
+                Some(provider),
+                Some(environment),
+            )
+            .with("reason", json!("invalid_grant"))
+            .with("trigger", json!(trigger.as_str()));
+            outbox::record(&mut tx, &event).await?;
             audit::write(
                 &mut tx,
                 &audit::row(caller, "token_refreshed", &resource, false, details),
@@ -323,6 +341,15 @@ async fn refresh_locked(
             let record = audit::row(caller, "token_refreshed", &resource, false, details);
             let mut conn = state.db.acquire().await?;
             audit::write(&mut conn, &record).await?;
+            drop(conn);
+            let event = NewEvent::new(
+                EventType::OAuthRefreshFailed,
+                Some(provider),
+                Some(environment),
+            )
+            .with("reason", json!(e.reason()))
+            .with("trigger", json!(trigger.as_str()));
+            outbox::record_alone(state, &event).await;
             back_off(state, &row).await;
             if still_valid(&row) {
                 Ok(row)

@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use super::provider::{self, TokenSet};
 use crate::domain::audit::{self, Resource};
+use crate::domain::events::{EventType, NewEvent};
 use crate::domain::integrations;
+use crate::domain::outbox;
 use crate::domain::{Environment, Provider};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -260,6 +262,13 @@ pub async fn disconnect(
         "revoked_at_provider": revoke_error.is_none(),
         "revoke_error": revoke_error,
     });
+    let event = NewEvent::new(
+        EventType::OAuthDisconnected,
+        Some(provider),
+        Some(environment),
+    )
+    .with("revoked_at_provider", json!(revoke_error.is_none()));
+    outbox::record(&mut tx, &event).await?;
     audit::write(
         &mut tx,
         &audit::row(

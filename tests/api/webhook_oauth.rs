@@ -1,0 +1,126 @@
+//! OAuth connection lifecycle events: connected, token retrieved (only where named), refresh
+//! failed, needs reauthorization (once), disconnected — delivered and signed.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::fake_oauth::FakeProvider;
+use crate::support::helpers::problem;
+use crate::support::oauth_support::{configure, connect, expire_in, get_token, spawn};
+use crate::support::receiver::Receiver;
+use crate::support::wait::eventually;
+use crate::webhook_delivery::subscribe;
+
+fn types(receiver: &Receiver) -> Vec<String> {
+    receiver
+        .received()
+        .iter()
+        .map(|d| d.json()["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn received(receiver: &Receiver, count: usize) -> Vec<String> {
+    eventually(
+        &format!("{count} deliveries"),
+        Duration::from_secs(15),
+        async || {
+            let seen = types(receiver);
+            (seen.len() >= count).then_some(seen)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_connection_s_lifecycle_is_delivered_and_token_reads_only_where_named() {
+    let fake = FakeProvider::start().await;
+    let app = spawn(&fake, |v| {
+        v.insert("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into());
+    })
+    .await;
+    let named = Receiver::start().await;
+    let all = Receiver::start().await;
+    let (_, secret) = subscribe(&app, &named, json!(["oauth.*", "oauth.token_retrieved"])).await;
+    subscribe(&app, &all, json!(["*"])).await;
+    configure(&app, &app.address, "quickbooks").await;
+    connect(&app, "quickbooks").await;
+    let service = app.token("service").await;
+    let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
+    assert_eq!(r.status(), 200);
+    // The provider fails the refresh once; the still-valid token is handed out.
+    fake.set(|b| b.fail_5xx = 1);
+    expire_in(&app, "quickbooks", 30).await;
+    let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .delete("/api/config/quickbooks/connection?environment=sandbox")
+        .await;
+    assert!(r.status().is_success());
+
+    let seen: BTreeSet<String> = received(&named, 5).await.into_iter().collect();
+    let expected = [
+        "oauth.connected",
+        "oauth.disconnected",
+        "oauth.refresh_failed",
+        "oauth.token_retrieved",
+    ];
+    assert_eq!(seen, expected.iter().map(|s| s.to_string()).collect());
+    for d in named.received() {
+        d.verify(&secret).expect("signed");
+        let body = d.json();
+        assert_eq!(body["data"]["provider"], "quickbooks");
+        assert_eq!(body["data"]["environment"], "sandbox");
+        let text = String::from_utf8_lossy(&d.body).into_owned();
+        for token in [
+            fake.last_access("quickbooks"),
+            fake.last_refresh("quickbooks"),
+        ] {
+            assert!(
+                !token.is_empty() && !text.contains(&token),
+                "a token in {text}"
+            );
+        }
+    }
+    let everything = received(&all, 4).await;
+    assert!(
+        !everything.iter().any(|t| t == "oauth.token_retrieved"),
+        "a wildcard never gets token reads: {everything:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_becomes_unusable_is_announced_once() {
+    let fake = FakeProvider::start().await;
+    let app = spawn(&fake, |v| {
+        v.insert("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into());
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let (id, _) = subscribe(&app, &receiver, json!(["oauth.needs_reauth"])).await;
+    configure(&app, &app.address, "quickbooks").await;
+    connect(&app, "quickbooks").await;
+    fake.set(|b| b.invalid_grant = true);
+    expire_in(&app, "quickbooks", 30).await;
+    let service = app.token("service").await;
+    for _ in 0..3 {
+        let r = get_token(&app.client, &app.address, &service, "quickbooks").await;
+        problem(r, 409).await;
+    }
+    let seen = received(&receiver, 1).await;
+    assert_eq!(seen, ["oauth.needs_reauth"]);
+    let body = receiver.received()[0].json();
+    assert_eq!(body["data"]["reason"], "invalid_grant");
+    let page: serde_json::Value = app
+        .get(&format!("/api/config/webhooks/{id}/deliveries"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        page["items"].as_array().expect("items").len(),
+        1,
+        "once, not per request"
+    );
+}

@@ -174,6 +174,11 @@ impl NewEvent {
         }
     }
 
+    /// An event about one provider × environment.
+    pub fn about(kind: EventType, provider: Provider, environment: Environment) -> Self {
+        Self::new(kind, Some(provider), Some(environment))
+    }
+
     pub fn with(mut self, key: &str, value: Value) -> Self {
         self.data.insert(key.to_owned(), value);
         self

@@ -13,6 +13,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::domain::audit::{self, Resource};
+use crate::domain::events::{EventType, NewEvent};
 use crate::domain::integrations::secrets_aad;
 use crate::domain::oauth::vault::{access_aad, refresh_aad};
 use crate::domain::webhooks::secret_aad;
@@ -124,6 +125,10 @@ pub async fn rotate(
     )
     .await?;
     tx.commit().await?;
+    let event = NewEvent::new(EventType::KeyRotationCompleted, None, None)
+        .with("key_id", json!(current))
+        .with("rotated", json!(total.total()));
+    crate::domain::outbox::record_alone(state, &event).await;
     Ok(RotationReport {
         current_key_id: current,
         batches,

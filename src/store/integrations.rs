@@ -127,25 +127,29 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error
 }
 
 /// Stores the result of a live validation; not a configuration change, so no version bump.
+/// Stores a validation result; returns the status it replaced (None: never validated).
 pub async fn record_validation(
     conn: &mut PgConnection,
     id: Uuid,
     at: DateTime<Utc>,
     status: &str,
     detail: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE integration_configs
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE integration_configs c
             SET last_validated_at = $2, last_validation_status = $3, last_validation_detail = $4
-          WHERE id = $1",
+           FROM (SELECT id, last_validation_status AS previous
+                   FROM integration_configs WHERE id = $1) old
+          WHERE c.id = old.id
+         RETURNING old.previous",
     )
     .bind(id)
     .bind(at)
     .bind(status)
     .bind(detail)
-    .execute(conn)
+    .fetch_optional(conn)
     .await
-    .map(|_| ())
+    .map(Option::flatten)
 }
 
 /// What the status page shows of a config and its OAuth connection, in one read.

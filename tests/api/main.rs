@@ -27,6 +27,7 @@ mod upgrade;
 mod webhook_delivery;
 mod webhook_log;
 mod webhook_oauth;
+mod webhook_ops_events;
 mod webhook_replicas;
 mod webhook_safety;
 mod webhooks;

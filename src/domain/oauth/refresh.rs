@@ -74,13 +74,9 @@ pub async fn valid_token(
         ),
     )
     .await?;
-    let event = NewEvent::new(
-        EventType::OAuthTokenRetrieved,
-        Some(provider),
-        Some(environment),
-    )
-    .with("actor", json!(caller.name))
-    .with("refreshed", json!(refreshed));
+    let event = NewEvent::about(EventType::OAuthTokenRetrieved, provider, environment)
+        .with("actor", json!(caller.name))
+        .with("refreshed", json!(refreshed));
     outbox::record_alone(state, &event).await;
     Ok(grant)
 }
@@ -311,13 +307,9 @@ async fn refresh_locked(
             }
             rows::set_status(&mut tx, row.id, "needs_reauth").await?;
             let details = json!({ "trigger": trigger.as_str(), "error": "invalid_grant", "status": "needs_reauth" });
-            let event = NewEvent::new(
-                EventType::OAuthNeedsReauth,
-                Some(provider),
-                Some(environment),
-            )
-            .with("reason", json!("invalid_grant"))
-            .with("trigger", json!(trigger.as_str()));
+            let event = NewEvent::about(EventType::OAuthNeedsReauth, provider, environment)
+                .with("reason", json!("invalid_grant"))
+                .with("trigger", json!(trigger.as_str()));
             outbox::record(&mut tx, &event).await?;
             audit::write(
                 &mut tx,
@@ -342,13 +334,9 @@ async fn refresh_locked(
             let mut conn = state.db.acquire().await?;
             audit::write(&mut conn, &record).await?;
             drop(conn);
-            let event = NewEvent::new(
-                EventType::OAuthRefreshFailed,
-                Some(provider),
-                Some(environment),
-            )
-            .with("reason", json!(e.reason()))
-            .with("trigger", json!(trigger.as_str()));
+            let event = NewEvent::about(EventType::OAuthRefreshFailed, provider, environment)
+                .with("reason", json!(e.reason()))
+                .with("trigger", json!(trigger.as_str()));
             outbox::record_alone(state, &event).await;
             back_off(state, &row).await;
             if still_valid(&row) {

@@ -262,12 +262,8 @@ pub async fn disconnect(
         "revoked_at_provider": revoke_error.is_none(),
         "revoke_error": revoke_error,
     });
-    let event = NewEvent::new(
-        EventType::OAuthDisconnected,
-        Some(provider),
-        Some(environment),
-    )
-    .with("revoked_at_provider", json!(revoke_error.is_none()));
+    let event = NewEvent::about(EventType::OAuthDisconnected, provider, environment)
+        .with("revoked_at_provider", json!(revoke_error.is_none()));
     outbox::record(&mut tx, &event).await?;
     audit::write(
         &mut tx,

@@ -3,15 +3,21 @@
 -- with FOR UPDATE SKIP LOCKED (docs/webhooks.md).
 
 -- Secret rotation keeps the previous secret signing for WEBHOOK_SECRET_OVERLAP; an endpoint
--- whose deliveries have only failed since `failing_since` for WEBHOOK_DISABLE_AFTER is
--- disabled and says why.
+-- that delivery disabled (only failures for WEBHOOK_DISABLE_AFTER) says when and why.
 ALTER TABLE webhook_configurations
     ADD COLUMN previous_secret            bytea,
     ADD COLUMN previous_secret_key_id     text,
     ADD COLUMN previous_secret_expires_at timestamptz,
-    ADD COLUMN failing_since              timestamptz,
     ADD COLUMN disabled_at                timestamptz,
     ADD COLUMN disabled_reason            text;
+
+-- Delivery's own bookkeeping per endpoint, kept apart from the configuration row, which only
+-- configuration changes write (backups, restores and their checks compare it).
+CREATE TABLE webhook_endpoint_state (
+    webhook_id    uuid PRIMARY KEY REFERENCES webhook_configurations (id) ON DELETE CASCADE,
+    -- The first failure since the last success.
+    failing_since timestamptz NOT NULL
+);
 
 CREATE TABLE webhook_events (
     id          uuid PRIMARY KEY,

@@ -99,8 +99,8 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     }
 }
 
-/// Signs and sends one claimed delivery.
-async fn send(state: &AppState, c: &Claimed) -> Sent {
+/// Signs and sends one claimed delivery; a disabled endpoint gets only test sends.
+async fn send(state: &AppState, c: &Claimed, test: bool) -> Sent {
     let started = Instant::now();
     let failed = |error: String| Sent {
         status_code: None,
@@ -108,6 +108,9 @@ async fn send(state: &AppState, c: &Claimed) -> Sent {
         error: Some(error),
         body: None,
     };
+    if !c.enabled && !test {
+        return failed("the endpoint is disabled".into());
+    }
     let settings = &state.settings.webhooks;
     let url = match outbound::check_url(&c.url, settings.allow_private_targets).await {
         Ok(url) => url,
@@ -176,7 +179,8 @@ fn next_attempt(state: &AppState, attempts: i32) -> Option<chrono::DateTime<Utc>
 /// Stores one attempt's outcome; a test send is never retried and never disables.
 async fn finish(state: &AppState, c: &Claimed, sent: &Sent, test: bool) -> Result<(), ApiError> {
     let delivered = sent.error.is_none();
-    let next = if delivered || test {
+    // A test send is not retried, nor is a delivery to an endpoint disabled since.
+    let next = if delivered || test || !c.enabled {
         None
     } else {
         next_attempt(state, c.attempts)
@@ -266,7 +270,7 @@ fn lease_secs(state: &AppState) -> f64 {
 pub async fn run_round(state: &AppState) -> Result<usize, ApiError> {
     let claimed = rows::claim_due(&state.db, BATCH, lease_secs(state)).await?;
     let attempts = claimed.iter().map(|c| async move {
-        let sent = send(state, c).await;
+        let sent = send(state, c, false).await;
         if let Err(e) = finish(state, c, &sent, false).await {
             // The claim lapses and the attempt is made again: at least once.
             tracing::warn!(error = %e, delivery.id = %c.id, "could not record a webhook attempt");
@@ -309,7 +313,7 @@ pub async fn send_test(state: &AppState, webhook_id: Uuid) -> Result<AttemptOutc
         .await?
         .ok_or_else(|| ApiError::not_found("no webhook configuration has this id"))?;
     tx.commit().await?;
-    let sent = send(state, &claimed).await;
+    let sent = send(state, &claimed, true).await;
     finish(state, &claimed, &sent, true).await?;
     Ok(AttemptOutcome {
         delivery_id,

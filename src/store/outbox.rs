@@ -176,21 +176,23 @@ pub async fn record_attempt(
 
 /// Notes a successful delivery to an endpoint: it is not failing any more.
 pub async fn endpoint_succeeded(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE webhook_configurations SET failing_since = NULL WHERE id = $1")
+    sqlx::query("DELETE FROM webhook_endpoint_state WHERE webhook_id = $1")
         .bind(id)
         .execute(conn)
         .await
         .map(|_| ())
 }
 
-/// Notes a failed attempt; returns since when the endpoint has only failed.
+/// Notes a failed attempt to an enabled endpoint; returns since when it has only failed.
 pub async fn endpoint_failed(
     conn: &mut PgConnection,
     id: Uuid,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(
-        "UPDATE webhook_configurations SET failing_since = COALESCE(failing_since, clock_timestamp())
-          WHERE id = $1 AND enabled RETURNING failing_since",
+        "INSERT INTO webhook_endpoint_state (webhook_id, failing_since)
+         SELECT id, clock_timestamp() FROM webhook_configurations WHERE id = $1 AND enabled
+         ON CONFLICT (webhook_id) DO UPDATE SET failing_since = webhook_endpoint_state.failing_since
+         RETURNING failing_since",
     )
     .bind(id)
     .fetch_optional(conn)
@@ -216,6 +218,10 @@ pub async fn disable_endpoint(
     .rows_affected()
         > 0;
     if done {
+        sqlx::query("DELETE FROM webhook_endpoint_state WHERE webhook_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
         sqlx::query(
             "UPDATE webhook_deliveries
                 SET status = 'failed', next_attempt_at = NULL, last_error = 'endpoint disabled'

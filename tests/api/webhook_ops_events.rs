@@ -57,7 +57,11 @@ async fn a_validation_outcome_is_announced_when_it_changes() {
 
     types(&receiver, 2).await;
     let bodies: Vec<serde_json::Value> = receiver.received().iter().map(|d| d.json()).collect();
-    assert_eq!(bodies.len(), 2, "one event per change of outcome: {bodies:?}");
+    assert_eq!(
+        bodies.len(),
+        2,
+        "one event per change of outcome: {bodies:?}"
+    );
     assert_eq!(bodies[0]["data"]["status"], "ok");
     assert!(bodies[0]["data"]["previous_status"].is_null());
     assert_eq!(bodies[1]["data"]["previous_status"], "ok");

@@ -73,3 +73,32 @@ pub fn config_event(
         .with("changed_fields", changed)
         .with("version", json!(version))
 }
+
+/// Announces breaker transitions (`breaker.opened`, `breaker.closed`) until `cancel` fires.
+pub fn spawn_breaker_events(state: AppState, cancel: tokio_util::sync::CancellationToken) {
+    let mut transitions = state.breakers.transitions();
+    tokio::spawn(async move {
+        loop {
+            let transition = tokio::select! {
+                _ = cancel.cancelled() => break,
+                t = transitions.recv() => t,
+            };
+            let t = match transition {
+                Ok(t) => t,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "breaker transitions were missed by the event writer"
+                    );
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let kind = match t.state {
+                crate::infra::breaker::BreakerState::Open => EventType::BreakerOpened,
+                _ => EventType::BreakerClosed,
+            };
+            record_alone(&state, &NewEvent::about(kind, t.provider, t.environment)).await;
+        }
+    });
+}

@@ -113,3 +113,35 @@ async fn scheduled_backups_and_key_rotations_are_announced() {
     assert!(first["data"]["provider"].is_null());
     let _ = std::fs::remove_file(dir.path());
 }
+
+#[tokio::test]
+async fn a_breaker_announces_that_it_opened_and_closed_once_each() {
+    let fake = FakeProviders::start().await;
+    let settings = fake.settings();
+    let app = TestApp::spawn_with(|v| {
+        v.extend(settings);
+        private_targets(v);
+        v.insert("CIRCUIT_BREAKER_FAILURE_THRESHOLD".into(), "2".into());
+        v.insert("CIRCUIT_BREAKER_COOLDOWN_SECS".into(), "600".into());
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    subscribe(&app, &receiver, json!(["breaker.*"])).await;
+    let put = json!({"secrets": {"secret_key": STRIPE_TEST_KEY}});
+    assert_eq!(app.put_json(STRIPE, &put).await.status(), 201);
+    fake.accept("stripe", STRIPE_TEST_KEY);
+
+    fake.behave("stripe", Behaviour::ServerError);
+    for _ in 0..4 {
+        validate(&app, STRIPE).await; // two failures open it; the rest are rejected
+    }
+    app.rewind_breaker("stripe", "sandbox").await;
+    fake.behave("stripe", Behaviour::Normal);
+    assert_eq!(validate(&app, STRIPE).await["status"], "ok");
+
+    let seen = types(&receiver, 2).await;
+    assert_eq!(seen, ["breaker.opened", "breaker.closed"]);
+    let opened = receiver.received()[0].json();
+    assert_eq!(opened["data"]["provider"], "stripe");
+    assert_eq!(opened["data"]["environment"], "sandbox");
+}

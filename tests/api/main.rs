@@ -16,6 +16,7 @@ mod metrics;
 mod oauth;
 mod oauth_canary;
 mod oauth_lock;
+mod oauth_pinning;
 mod oauth_refresh;
 mod oauth_state;
 mod provider_health;

@@ -219,3 +219,29 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error
         .await
         .map(|_| ())
 }
+
+/// A connection whose refresh token expires soon, claimed for its one announcement.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Expiring {
+    pub provider: String,
+    pub environment: String,
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// Marks every connected token whose refresh token expires before `before`, and that was not
+/// announced for this expiry yet, as announced; returns them. One statement: replicas running
+/// it at once each get a disjoint share, so each expiry is announced once.
+pub async fn claim_expiring(
+    conn: &mut PgConnection,
+    before: DateTime<Utc>,
+) -> Result<Vec<Expiring>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE oauth_tokens SET expiry_warned_for = refresh_expires_at
+          WHERE status = 'connected' AND refresh_expires_at < $1
+            AND expiry_warned_for IS DISTINCT FROM refresh_expires_at
+         RETURNING provider, environment, refresh_expires_at",
+    )
+    .bind(before)
+    .fetch_all(conn)
+    .await
+}

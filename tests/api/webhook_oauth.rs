@@ -1,9 +1,10 @@
 //! OAuth connection lifecycle events: connected, token retrieved (only where named), refresh
-//! failed, needs reauthorization (once), disconnected — delivered and signed.
+//! failed, needs reauthorization (once), expiring (once), disconnected — delivered and signed.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use hsq_config::domain::oauth::refresher::warn_expiring;
 use serde_json::json;
 
 use crate::support::fake_oauth::FakeProvider;
@@ -123,4 +124,44 @@ async fn a_connection_that_becomes_unusable_is_announced_once() {
         1,
         "once, not per request"
     );
+}
+
+#[tokio::test]
+async fn an_expiring_refresh_token_is_announced_once_across_replicas_and_rounds() {
+    let fake = FakeProvider::start().await;
+    let app = spawn(&fake, |v| {
+        v.insert("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into());
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    subscribe(&app, &receiver, json!(["oauth.expiring"])).await;
+    configure(&app, &app.address, "quickbooks").await;
+    connect(&app, "quickbooks").await;
+    let (_, _, sibling) = crate::support::helpers::start_with_state(&app.vars)
+        .await
+        .expect("a second replica");
+    // Its rolling expiry (about 100 days) is far: nothing to say.
+    assert_eq!(warn_expiring(app.state()).await.expect("round"), 0);
+    // Time passes: the refresh token now expires in three days.
+    sqlx::query("UPDATE oauth_tokens SET refresh_expires_at = now() + interval '3 days'")
+        .execute(&app.db.pool)
+        .await
+        .expect("move the expiry");
+    let (a, b) = tokio::join!(warn_expiring(app.state()), warn_expiring(&sibling));
+    assert_eq!(
+        a.expect("round") + b.expect("round"),
+        1,
+        "one replica announces it"
+    );
+    assert_eq!(
+        warn_expiring(app.state()).await.expect("round"),
+        0,
+        "and only once"
+    );
+
+    let seen = received(&receiver, 1).await;
+    assert_eq!(seen, ["oauth.expiring"]);
+    let body = receiver.received()[0].json();
+    assert_eq!(body["data"]["provider"], "quickbooks");
+    assert!(body["data"]["refresh_expires_at"].is_string());
 }

@@ -177,6 +177,10 @@ fn webhook_delivery_settings_have_defaults_and_name_bad_values() {
     assert_eq!(s.webhooks.disable_after, hours(5 * 24));
     assert_eq!(s.webhooks.secret_overlap, hours(24));
     assert!(!s.webhooks.allow_private_targets);
+    assert!(
+        s.webhooks.require_https,
+        "https unless private targets are allowed"
+    );
     assert_eq!(s.webhooks.delivery_retention_days, 30);
 
     let mut vars = base();

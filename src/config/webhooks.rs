@@ -19,6 +19,9 @@ pub struct WebhookSettings {
     /// `WEBHOOK_ALLOW_PRIVATE_TARGETS`: allow loopback, private and link-local targets
     /// (development and tests only).
     pub allow_private_targets: bool,
+    /// `WEBHOOK_REQUIRE_HTTPS`: endpoints must be https:// URLs; defaults to true unless
+    /// private targets are allowed (development).
+    pub require_https: bool,
     /// `WEBHOOK_DELIVERY_ENABLED`: run the delivery worker in this process.
     pub delivery_enabled: bool,
     /// `WEBHOOK_DELIVERY_RETENTION_DAYS`: settled deliveries (and events left without any)
@@ -73,12 +76,14 @@ impl WebhookSettings {
                     ),
                 )
             })?;
+        let allow_private_targets = src.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", false)?;
         Ok(Self {
             retry_schedule,
             timeout: duration("WEBHOOK_TIMEOUT", "30")?,
             disable_after: duration("WEBHOOK_DISABLE_AFTER", "5d")?,
             secret_overlap: duration("WEBHOOK_SECRET_OVERLAP", "24h")?,
-            allow_private_targets: src.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", false)?,
+            allow_private_targets,
+            require_https: src.bool("WEBHOOK_REQUIRE_HTTPS", !allow_private_targets)?,
             delivery_enabled: src.bool("WEBHOOK_DELIVERY_ENABLED", true)?,
             delivery_retention_days: src.bounded(
                 "WEBHOOK_DELIVERY_RETENTION_DAYS",

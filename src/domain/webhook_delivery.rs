@@ -112,7 +112,12 @@ async fn send(state: &AppState, c: &Claimed, test: bool) -> Sent {
         return failed("the endpoint is disabled".into());
     }
     let settings = &state.settings.webhooks;
-    let url = match outbound::check_url(&c.url, settings.allow_private_targets).await {
+    let checked = outbound::check_url(
+        &c.url,
+        settings.allow_private_targets,
+        settings.require_https,
+    );
+    let url = match checked.await {
         Ok(url) => url,
         Err(refused) => return failed(format!("refused: the URL {refused}")),
     };

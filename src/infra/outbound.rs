@@ -17,6 +17,8 @@ pub enum TargetRefused {
     Scheme,
     #[error("must not point at a loopback, private, link-local, multicast or metadata address")]
     Private,
+    #[error("must be an https:// URL (WEBHOOK_REQUIRE_HTTPS)")]
+    Insecure,
 }
 
 /// Whether `ip` is an address an outside endpoint can never have.
@@ -57,12 +59,20 @@ fn private_v4(ip: Ipv4Addr) -> bool {
         || a >= 240
 }
 
-/// Checks a URL before it is stored or called. A name that does not resolve now is accepted
+/// Checks a URL before it is stored or called: http(s) (only https when `require_https`),
+/// and unless `allow_private` a public address. A name that does not resolve now is accepted
 /// (it may resolve later); the resolver checks it again on every connection.
-pub async fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, TargetRefused> {
+pub async fn check_url(
+    url: &str,
+    allow_private: bool,
+    require_https: bool,
+) -> Result<reqwest::Url, TargetRefused> {
     let url = reqwest::Url::parse(url).map_err(|_| TargetRefused::Scheme)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(TargetRefused::Scheme);
+    }
+    if require_https && url.scheme() != "https" {
+        return Err(TargetRefused::Insecure);
     }
     let Some(host) = url.host_str().map(str::to_owned) else {
         return Err(TargetRefused::Scheme);
@@ -174,18 +184,22 @@ mod tests {
             "http://localhost:9/",
         ] {
             assert_eq!(
-                check_url(url, false).await,
+                check_url(url, false, false).await,
                 Err(TargetRefused::Private),
                 "{url}"
             );
         }
         assert_eq!(
-            check_url("ftp://example.com/", false).await,
+            check_url("ftp://example.com/", false, false).await,
             Err(TargetRefused::Scheme)
         );
-        assert!(check_url("http://127.0.0.1/x", true).await.is_ok());
+        assert_eq!(
+            check_url("http://hooks.example.com/", false, true).await,
+            Err(TargetRefused::Insecure)
+        );
+        assert!(check_url("http://127.0.0.1/x", true, false).await.is_ok());
         assert!(
-            check_url("https://hooks.example.com/x", false)
+            check_url("https://hooks.example.com/x", false, true)
                 .await
                 .is_ok()
         );

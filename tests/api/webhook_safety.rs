@@ -22,6 +22,7 @@ async fn urls_at_private_addresses_and_other_schemes_are_refused() {
         "http://localhost:9000/hook",
         "ftp://hooks.example.com/hook",
         "file:///etc/passwd",
+        "http://hooks.example.com/plain-http",
     ] {
         let body = json!({"url": url, "events": ["config.*"]});
         let p = problem(app.post_json("/api/config/webhooks", &body).await, 422).await;
@@ -47,7 +48,11 @@ async fn urls_at_private_addresses_and_other_schemes_are_refused() {
 
 #[tokio::test]
 async fn a_target_that_turns_private_is_refused_at_delivery() {
-    let app = TestApp::spawn().await;
+    // http allowed, so what refuses the receiver below is its address alone.
+    let app = TestApp::spawn_with(|v| {
+        v.insert("WEBHOOK_REQUIRE_HTTPS".into(), "false".into());
+    })
+    .await;
     let receiver = Receiver::start().await;
     let body = json!({"url": "https://hooks.example.com/hook", "events": ["webhook.test"]});
     let created: Value = app

@@ -4,6 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
+use crate::config::WebhookSettings;
 use crate::domain::Provider;
 use crate::domain::events;
 use crate::http::error::{ApiError, FieldError};
@@ -25,7 +26,7 @@ impl Doc {
     pub async fn validate(
         &self,
         events_changed: bool,
-        allow_private: bool,
+        targets: &WebhookSettings,
     ) -> Result<(), ApiError> {
         let mut errors = Vec::new();
         if self.url.len() > 2048 {
@@ -33,12 +34,19 @@ impl Doc {
                 "url",
                 "must be an absolute http:// or https:// URL",
             ));
-        } else if let Err(refused) = outbound::check_url(&self.url, allow_private).await {
+        } else if let Err(refused) = outbound::check_url(
+            &self.url,
+            targets.allow_private_targets,
+            targets.require_https,
+        )
+        .await
+        {
             let message = match refused {
                 TargetRefused::Scheme => "must be an absolute http:// or https:// URL".to_owned(),
                 TargetRefused::Private => {
                     format!("{refused}; set WEBHOOK_ALLOW_PRIVATE_TARGETS=true for development")
                 }
+                TargetRefused::Insecure => refused.to_string(),
             };
             errors.push(FieldError::new("url", message));
         }

@@ -165,8 +165,7 @@ pub async fn create(
         enabled: input.enabled,
         description: input.description,
     };
-    doc.validate(true, state.settings.webhooks.allow_private_targets)
-        .await?;
+    doc.validate(true, &state.settings.webhooks).await?;
     let id = Uuid::new_v4();
     let mut tx = state.db.begin().await?;
     let row = store(&mut tx, keys, caller, id, None, &doc).await?;
@@ -234,10 +233,7 @@ pub async fn patch(
     };
     let after = apply(&before, &patch)?;
     after
-        .validate(
-            patch.contains_key("events"),
-            state.settings.webhooks.allow_private_targets,
-        )
+        .validate(patch.contains_key("events"), &state.settings.webhooks)
         .await?;
     let updated = store(&mut tx, keys, caller, id, Some(&row), &after).await?;
     audit::write(

@@ -213,6 +213,10 @@ pub struct WebhookRow {
     pub secret: String,
     pub enabled: bool,
     pub description: String,
+    /// Why delivery disabled it, when it did.
+    pub disabled_reason: String,
+    /// Stored event names the catalogue does not know.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Template)]
@@ -252,6 +256,8 @@ async fn webhooks_page(
         secret: w.secret.unwrap_or_else(|| "none".into()),
         enabled: w.enabled,
         description: w.description.unwrap_or_default(),
+        disabled_reason: w.disabled_reason.unwrap_or_default(),
+        warnings: w.warnings,
     })
     .collect();
     Ok(page(

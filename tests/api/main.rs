@@ -7,6 +7,7 @@ mod auth;
 mod backup;
 mod canary;
 mod console;
+mod console_webhooks;
 mod encryption;
 mod hardening;
 mod health;

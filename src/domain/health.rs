@@ -298,6 +298,8 @@ pub struct ConnectionSummary {
     pub status: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// The refresh token's hard maximum lifetime, when the provider reports it.
+    pub refresh_hard_expires_at: Option<DateTime<Utc>>,
     pub last_refreshed_at: Option<DateTime<Utc>>,
 }
 
@@ -342,6 +344,7 @@ pub async fn status(state: &AppState) -> Result<StatusReport, ApiError> {
                     status,
                     expires_at: r.expires_at,
                     refresh_expires_at: r.refresh_expires_at,
+                    refresh_hard_expires_at: r.refresh_hard_expires_at,
                     last_refreshed_at: r.last_refreshed_at,
                 })
             }),

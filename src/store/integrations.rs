@@ -166,6 +166,7 @@ pub struct StatusRow {
     pub token_status: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub refresh_hard_expires_at: Option<DateTime<Utc>>,
     pub last_refreshed_at: Option<DateTime<Utc>>,
 }
 
@@ -174,7 +175,8 @@ pub async fn status_rows(db: &PgPool) -> Result<Vec<StatusRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT c.provider, c.environment, c.enabled, c.version, c.updated_at,
                 c.last_validated_at, c.last_validation_status, c.last_validation_detail,
-                t.status AS token_status, t.expires_at, t.refresh_expires_at, t.last_refreshed_at
+                t.status AS token_status, t.expires_at, t.refresh_expires_at,
+                t.refresh_hard_expires_at, t.last_refreshed_at
            FROM integration_configs c LEFT JOIN oauth_tokens t ON t.integration_id = c.id",
     )
     .fetch_all(db)

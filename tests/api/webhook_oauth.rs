@@ -165,3 +165,44 @@ async fn an_expiring_refresh_token_is_announced_once_across_replicas_and_rounds(
     assert_eq!(body["data"]["provider"], "quickbooks");
     assert!(body["data"]["refresh_expires_at"].is_string());
 }
+
+#[tokio::test]
+async fn the_hard_five_year_expiry_is_kept_shown_and_announced() {
+    let fake = FakeProvider::start().await;
+    let app = spawn(&fake, |v| {
+        v.insert("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into());
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    subscribe(&app, &receiver, json!(["oauth.expiring"])).await;
+    configure(&app, &app.address, "quickbooks").await;
+    connect(&app, "quickbooks").await;
+    let path = "/api/config/quickbooks/connection?environment=sandbox";
+    let view: serde_json::Value = app.get(path).await.json().await.expect("json");
+    let hard = view["refresh_hard_expires_at"]
+        .as_str()
+        .expect("the hard expiry");
+    let hard = chrono::DateTime::parse_from_rfc3339(hard).expect("a time");
+    let days = (hard.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!(
+        (1824..=1825).contains(&days),
+        "Intuit's five-year maximum, asked for and kept: {days} days"
+    );
+    let status: serde_json::Value = app
+        .get("/api/config/status")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(status.to_string().contains("refresh_hard_expires_at"));
+
+    // The rolling expiry is far, but the hard one comes near: that is what is announced.
+    sqlx::query("UPDATE oauth_tokens SET refresh_hard_expires_at = now() + interval '2 days'")
+        .execute(&app.db.pool)
+        .await
+        .expect("move the hard expiry");
+    assert_eq!(warn_expiring(app.state()).await.expect("round"), 1);
+    received(&receiver, 1).await;
+    let body = receiver.received()[0].json();
+    assert!(body["data"]["refresh_hard_expires_at"].is_string());
+}

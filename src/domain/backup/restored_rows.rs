@@ -137,6 +137,7 @@ pub(super) fn token_row(
 ) -> TokenRow {
     let r = &t.rec;
     TokenRow {
+        refresh_hard_expires_at: None,
         id,
         integration_id,
         provider: r.provider.clone(),

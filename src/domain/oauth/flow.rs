@@ -353,11 +353,15 @@ async fn store(
         last_refreshed_at: None,
         created_at: now,
         updated_at: now,
+        refresh_hard_expires_at: None,
     };
     let row = match &existing {
         Some(_) => rows::replace(&mut tx, &row).await?,
         None => rows::insert(&mut tx, &row).await?,
     };
+    // A new authorization starts a new chain of refresh tokens, with its own hard expiry.
+    let hard = tokens.refresh_hard_expires_in.map(|s| now + secs(s));
+    let row = rows::set_hard_expiry(&mut tx, row.id, hard).await?;
     let account_name = providers::spec(p).oauth().account_id_name;
     let mut details = json!({
         "reconnected": existing.is_some(),

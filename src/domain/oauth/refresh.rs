@@ -277,7 +277,10 @@ async fn refresh_locked(
                 refresh_expires_at: tokens.refresh_expires_in.map(|s| now + secs(s)),
                 scope: tokens.scope.as_deref(),
             };
-            let updated = rows::refreshed(&mut tx, row.id, &write).await?;
+            let mut updated = rows::refreshed(&mut tx, row.id, &write).await?;
+            if let Some(s) = tokens.refresh_hard_expires_in {
+                updated = rows::set_hard_expiry(&mut tx, row.id, Some(now + secs(s))).await?;
+            }
             let details = json!({
                 "trigger": trigger.as_str(),
                 "refresh_token_rotated": tokens.refresh_token.is_some(),

@@ -45,7 +45,8 @@ pub async fn warn_expiring(state: &AppState) -> Result<usize, ApiError> {
             continue;
         };
         let event = NewEvent::about(EventType::OAuthExpiring, provider, environment)
-            .with("refresh_expires_at", json!(e.refresh_expires_at));
+            .with("refresh_expires_at", json!(e.refresh_expires_at))
+            .with("refresh_hard_expires_at", json!(e.refresh_hard_expires_at));
         outbox::record(&mut tx, &event).await?;
     }
     tx.commit().await?;

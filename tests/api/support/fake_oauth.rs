@@ -300,6 +300,9 @@ async fn token(
     if !client_authenticated(&provider, &headers, &form) {
         return error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
+    let asked_hard_expiry = headers
+        .get("x-include-refresh-token-hard-expires-in")
+        .is_some_and(|v| v == "true");
     let mut fake = state.lock().expect("fake");
     let expires_in = match grant_type.as_str() {
         "authorization_code" => {
@@ -365,6 +368,10 @@ async fn token(
         "quickbooks" => {
             body["expires_in"] = json!(expires_in);
             body["x_refresh_token_expires_in"] = json!(8_726_400);
+            // Intuit reports the five-year maximum only to a client that asks for it.
+            if asked_hard_expiry {
+                body["x_refresh_token_hard_expires_in"] = json!(157_680_000);
+            }
         }
         "hubspot" => {
             body["expires_in"] = json!(expires_in);

@@ -288,3 +288,59 @@ async fn a_test_send_reports_its_outcome_and_failed_deliveries_can_be_retried() 
     assert_eq!(second["items"][0]["event_type"], "webhook.test");
     assert!(second["next_cursor"].is_null());
 }
+
+#[tokio::test]
+async fn a_key_rotation_re_seals_the_secret_still_in_its_overlap() {
+    // Only the replica that knows nothing but the new key delivers (below).
+    let app = app_with(&[("WEBHOOK_DELIVERY_ENABLED", "false")]).await;
+    let receiver = Receiver::start().await;
+    let (id, old) = subscribe(&app, &receiver, json!(["config.*"])).await;
+    let rotated: Value = app
+        .post_json(
+            &format!("/api/config/webhooks/{id}/rotate-secret"),
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let new = rotated["secret"].as_str().expect("new secret").to_owned();
+
+    // rotate-key to B, with A still known while it runs.
+    let key_a = app.vars["ENCRYPTION_KEY"].clone();
+    let key_b = crate::support::helpers::random_key();
+    let mut vars_b = app.vars.clone();
+    vars_b.insert("ENCRYPTION_KEY".into(), key_b.clone());
+    vars_b.insert("ENCRYPTION_KEYS_PREVIOUS".into(), key_a);
+    let (_, stop_b, state_b) = crate::support::helpers::start_with_state(&vars_b)
+        .await
+        .expect("a B replica");
+    let caller = hsq_config::http::auth::Caller::system("test:rotate");
+    hsq_config::domain::rotation::rotate(&state_b, &caller, 100, |_, _| {})
+        .await
+        .expect("rotate");
+    stop_b.cancel();
+
+    // A replica that knows only B starts (nothing is left under A) and signs with both.
+    let mut only_b = vars_b.clone();
+    only_b.remove("ENCRYPTION_KEYS_PREVIOUS");
+    only_b.insert("WEBHOOK_DELIVERY_ENABLED".into(), "true".into());
+    let (address, stop) = crate::support::helpers::start(&only_b)
+        .await
+        .expect("starts without the old key");
+    let r = app
+        .client
+        .put(format!("{address}{CONFIG}"))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), 201);
+    settled(&app, &id, 1, "delivered").await;
+    let d = &receiver.received()[0];
+    d.verify(&old)
+        .expect("the previous secret, re-sealed under B, still signs");
+    d.verify(&new).expect("the new secret signs");
+    stop.cancel();
+}

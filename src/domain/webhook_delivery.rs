@@ -305,15 +305,11 @@ pub async fn send_test(state: &AppState, webhook_id: Uuid) -> Result<AttemptOutc
         &event.payload(),
     )
     .await?;
-    rows::insert_deliveries(&mut tx, event.id, &[webhook_id]).await?;
+    let ids = rows::insert_deliveries(&mut tx, event.id, &[webhook_id]).await?;
+    let delivery_id = *ids
+        .first()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the test delivery was not written")))?;
     // Claimed in the same transaction, so the worker never takes a test delivery.
-    let delivery_id: Uuid = sqlx::query_scalar(
-        "SELECT id FROM webhook_deliveries WHERE event_id = $1 AND webhook_id = $2",
-    )
-    .bind(event.id)
-    .bind(webhook_id)
-    .fetch_one(&mut *tx)
-    .await?;
     let claimed = rows::claim_one(&mut tx, webhook_id, delivery_id, lease_secs(state))
         .await?
         .ok_or_else(|| ApiError::not_found("no webhook configuration has this id"))?;

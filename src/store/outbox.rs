@@ -49,21 +49,21 @@ pub async fn subscribers(
     .await
 }
 
-/// One pending delivery of `event_id` to each endpoint, due now.
+/// One pending delivery of `event_id` to each endpoint, due now; returns their ids.
 pub async fn insert_deliveries(
     conn: &mut PgConnection,
     event_id: Uuid,
     webhook_ids: &[Uuid],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
         "INSERT INTO webhook_deliveries (id, webhook_id, event_id, next_attempt_at)
-         SELECT gen_random_uuid(), w, $1, clock_timestamp() FROM unnest($2::uuid[]) AS w",
+         SELECT gen_random_uuid(), w, $1, clock_timestamp() FROM unnest($2::uuid[]) AS w
+         RETURNING id",
     )
     .bind(event_id)
     .bind(webhook_ids)
-    .execute(conn)
+    .fetch_all(conn)
     .await
-    .map(|_| ())
 }
 
 /// A delivery claimed for one attempt, with what the attempt needs.

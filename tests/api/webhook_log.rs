@@ -1,5 +1,5 @@
-//! What the outbox shows and keeps: the event log, the outbox in health, and the purge of
-//! settled deliveries.
+//! What the outbox shows and keeps: the event log, the outbox in health and metrics, and the
+//! purge of settled deliveries.
 
 use std::time::Duration;
 
@@ -85,6 +85,23 @@ async fn health_shows_the_outbox_and_old_settled_deliveries_are_purged() {
         .expect("json");
     assert_eq!(health["outbox"]["status"], "ok");
     assert!(health["outbox"]["info"]["pending"].is_number());
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "hsq_webhook_attempts_total{outcome=\"delivered\"}",
+        "hsq_webhook_attempt_duration_seconds_count",
+        "hsq_webhook_pending_deliveries",
+        "hsq_webhook_oldest_pending_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} in /metrics");
+    }
 
     let state = app.state();
     let kept = hsq_config::domain::webhook_log::purge(

@@ -63,6 +63,10 @@ impl Application {
         }
         crate::domain::audit_retention::spawn(state.clone(), background.clone());
         crate::domain::audit_sequencer::spawn(state.clone(), background.clone());
+        crate::domain::outbox::spawn_breaker_events(state.clone(), background.clone());
+        if state.settings.webhooks.delivery_enabled {
+            crate::domain::webhook_delivery::spawn(state.clone(), background.clone());
+        }
         store::invalidation::spawn(state.db.clone(), state.caches.clone(), background.clone());
         let addr = SocketAddr::new(state.settings.bind_address, state.settings.port);
         let listener = TcpListener::bind(addr)

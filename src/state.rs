@@ -41,6 +41,9 @@ pub struct Shared {
     /// (validation calls set their own, `CONFIG_VALIDATION_TIMEOUT`).
     pub http: reqwest::Client,
     pub breakers: Arc<Breakers>,
+    /// Outbound HTTP to webhook endpoints: no redirects, `WEBHOOK_TIMEOUT`, and a resolver
+    /// that refuses private addresses unless `WEBHOOK_ALLOW_PRIVATE_TARGETS`.
+    pub webhook_http: reqwest::Client,
     /// The last health-monitor round this process ran, as the JSON it also stores in Redis:
     /// what `/api/config/health` shows when Redis is away.
     pub monitor_last: Arc<Mutex<Option<String>>>,
@@ -64,7 +67,12 @@ impl AppState {
             .user_agent(concat!("hsq-config/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+        let webhook_http = crate::infra::outbound::client(
+            settings.webhooks.timeout,
+            settings.webhooks.allow_private_targets,
+        )?;
         Ok(Self(Arc::new(Shared {
+            webhook_http,
             audit_batch: AuditBatcher::start(db.clone()),
             db,
             breakers: Arc::new(Breakers::new(redis.clone(), settings.breaker)),

@@ -10,6 +10,7 @@ mod backup;
 mod console;
 mod env;
 pub mod oauth;
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -23,6 +24,7 @@ pub use backup::{BackupSettings, MIN_BACKUP_PASSPHRASE_CHARS};
 pub use console::ConsoleSettings;
 pub use env::{SettingsError, Source};
 pub use oauth::OAuthSettings;
+pub use webhooks::{WebhookSettings, parse_duration};
 
 use crate::domain::Provider;
 use crate::infra::breaker::BreakerConfig;
@@ -82,6 +84,8 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     /// The settings console at `/settings`.
     pub console: ConsoleSettings,
+    /// Event webhook delivery.
+    pub webhooks: WebhookSettings,
 }
 
 impl Settings {
@@ -202,6 +206,7 @@ impl Settings {
             )? as u32,
             oauth,
             console,
+            webhooks: WebhookSettings::from_source(src)?,
         })
     }
 }

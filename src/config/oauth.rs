@@ -37,6 +37,9 @@ pub struct OAuthSettings {
     /// How often the background refresher looks; it does not run when disabled.
     pub refresh_interval: Duration,
     pub refresher_enabled: bool,
+    /// `OAUTH_EXPIRY_WARNING_DAYS`: `oauth.expiring` is announced once when a refresh token
+    /// expires within this many days.
+    pub expiry_warning_days: u32,
     /// Timeout of every provider HTTP call.
     pub provider_timeout: Duration,
 }
@@ -92,6 +95,8 @@ impl OAuthSettings {
             refresh_window: seconds("OAUTH_REFRESH_WINDOW", 900, 86_400)?,
             refresh_interval: seconds("OAUTH_REFRESH_INTERVAL", 60, 86_400)?,
             refresher_enabled: src.bool("OAUTH_REFRESHER_ENABLED", true)?,
+            expiry_warning_days: src.bounded("OAUTH_EXPIRY_WARNING_DAYS", 14, 1, 365, "days")?
+                as u32,
             provider_timeout: seconds("OAUTH_PROVIDER_TIMEOUT", 15, 300)?,
         })
     }

@@ -156,3 +156,54 @@ fn debug_output_holds_no_secret() {
     assert!(!printed.contains("MDEyMzQ1"));
     assert!(!printed.contains("postgres://"));
 }
+
+#[test]
+fn webhook_delivery_settings_have_defaults_and_name_bad_values() {
+    let s = Settings::from_map(&base()).expect("valid settings");
+    let hours = |h: u64| Duration::from_secs(h * 3600);
+    assert_eq!(
+        s.webhooks.retry_schedule,
+        [
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+            Duration::from_secs(1800),
+            hours(2),
+            hours(5),
+            hours(10),
+            hours(10)
+        ]
+    );
+    assert_eq!(s.webhooks.timeout, Duration::from_secs(30));
+    assert_eq!(s.webhooks.disable_after, hours(5 * 24));
+    assert_eq!(s.webhooks.secret_overlap, hours(24));
+    assert!(!s.webhooks.allow_private_targets);
+    assert!(
+        s.webhooks.require_https,
+        "https unless private targets are allowed"
+    );
+    assert_eq!(s.webhooks.delivery_retention_days, 30);
+
+    let mut vars = base();
+    vars.insert("WEBHOOK_RETRY_SCHEDULE".into(), "50ms, 1s".into());
+    vars.insert("WEBHOOK_TIMEOUT".into(), "200ms".into());
+    let s = Settings::from_map(&vars).expect("valid settings");
+    assert_eq!(
+        s.webhooks.retry_schedule,
+        [Duration::from_millis(50), Duration::from_secs(1)]
+    );
+    assert_eq!(s.webhooks.timeout, Duration::from_millis(200));
+
+    for (name, value) in [
+        ("WEBHOOK_RETRY_SCHEDULE", "5s,soon"),
+        ("WEBHOOK_TIMEOUT", "0"),
+        ("WEBHOOK_DISABLE_AFTER", "5 days"),
+        ("WEBHOOK_SECRET_OVERLAP", "-1h"),
+        ("WEBHOOK_ALLOW_PRIVATE_TARGETS", "maybe"),
+        ("WEBHOOK_DELIVERY_RETENTION_DAYS", "0"),
+    ] {
+        let mut vars = base();
+        vars.insert(name.into(), value.into());
+        let err = Settings::from_map(&vars).expect_err(name);
+        assert_eq!(err.variable, name);
+    }
+}

@@ -170,12 +170,15 @@ pub async fn connect(
     form: PostForm,
 ) -> Result<Response, Failure> {
     let (provider, environment) = parse(&provider, &environment)?;
+    // A form field the page may offer; without it another account is refused at the callback.
+    let replace_account = form.fields.checked("replace_account");
     let signed = form.signed;
     let return_to = format!("{}{}", signed.origin, page_url(provider, environment));
     let resource = vault::resource(provider, environment);
     let input = flow::AuthorizeInput {
         environment,
         return_to,
+        replace_account,
     };
     let result = attempt(
         &state,

@@ -213,6 +213,10 @@ pub struct WebhookRow {
     pub secret: String,
     pub enabled: bool,
     pub description: String,
+    /// Why delivery disabled it, when it did.
+    pub disabled_reason: String,
+    /// Stored event names the catalogue does not know.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Template)]
@@ -252,6 +256,8 @@ async fn webhooks_page(
         secret: w.secret.unwrap_or_else(|| "none".into()),
         enabled: w.enabled,
         description: w.description.unwrap_or_default(),
+        disabled_reason: w.disabled_reason.unwrap_or_default(),
+        warnings: w.warnings,
     })
     .collect();
     Ok(page(
@@ -328,7 +334,23 @@ pub async fn create_webhook(
     )
     .await;
     match result {
-        Ok(_) => Ok(see_other("/settings/webhooks?done=created")),
+        // A generated secret is shown this once, on this page (no-store), never in a URL.
+        Ok(created) => match created.signing_secret {
+            Some(secret) => {
+                let banner = Banner::ok(format!(
+                    "Webhook created. Its signing secret, shown only now: {secret}"
+                ));
+                webhooks_page(
+                    &state,
+                    &signed,
+                    StatusCode::CREATED,
+                    vec![banner],
+                    Vec::new(),
+                )
+                .await
+            }
+            None => Ok(see_other("/settings/webhooks?done=created")),
+        },
         Err(ApiError::Validation(errors)) => {
             let errors = errors
                 .iter()

@@ -122,6 +122,10 @@ pub fn spawn(state: AppState, cancel: CancellationToken) {
             if let Err(e) = run_daily(&state).await {
                 tracing::error!(error = %e, "audit retention failed");
             }
+            // Webhook deliveries age out on the same daily round, under their own marker.
+            if let Err(e) = crate::domain::webhook_log::purge_daily(&state).await {
+                tracing::error!(error = %e, "webhook delivery retention failed");
+            }
         }
     });
 }

@@ -86,6 +86,9 @@ pub struct HealthReport {
     /// Scheduled backups: `disabled`, `ok`, `stale` (none within two intervals) or `never`.
     /// Informational: it does not change the overall status.
     pub backup: Component,
+    /// Webhook deliveries: `ok`, or `backlogged` (degraded) when due deliveries wait for a
+    /// worker for more than five minutes; `info` has the pending count and ages.
+    pub outbox: Component,
 }
 
 /// The last scheduled backup (any replica), from the audit log.
@@ -233,11 +236,30 @@ pub async fn report(state: &AppState) -> HealthReport {
         .iter()
         .any(|b| b.backend == crate::infra::breaker::Backend::Local);
     let backup = backup_component(state).await;
+    let start = Instant::now();
+    let outbox = match crate::domain::webhook_log::health(state).await {
+        Ok((ok, info)) => Component {
+            status: if ok { "ok" } else { "backlogged" }.into(),
+            latency_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+            detail: None,
+            info: Some(info),
+        },
+        Err(_) => Component {
+            status: "down".into(),
+            latency_ms: None,
+            detail: Some("database unreachable".into()),
+            info: None,
+        },
+    };
 
     let unhealthy = !db_up || migrations.status != "ok" || keyring.status != "ok";
     let status = if unhealthy {
         "unhealthy"
-    } else if !redis_up || local_breakers || !failing_integrations.is_empty() {
+    } else if !redis_up
+        || local_breakers
+        || !failing_integrations.is_empty()
+        || outbox.status == "backlogged"
+    {
         "degraded"
     } else {
         "healthy"
@@ -252,6 +274,7 @@ pub async fn report(state: &AppState) -> HealthReport {
         monitor,
         failing_integrations,
         backup,
+        outbox,
     }
 }
 
@@ -275,6 +298,8 @@ pub struct ConnectionSummary {
     pub status: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// The refresh token's hard maximum lifetime, when the provider reports it.
+    pub refresh_hard_expires_at: Option<DateTime<Utc>>,
     pub last_refreshed_at: Option<DateTime<Utc>>,
 }
 
@@ -319,6 +344,7 @@ pub async fn status(state: &AppState) -> Result<StatusReport, ApiError> {
                     status,
                     expires_at: r.expires_at,
                     refresh_expires_at: r.refresh_expires_at,
+                    refresh_hard_expires_at: r.refresh_hard_expires_at,
                     last_refreshed_at: r.last_refreshed_at,
                 })
             }),

@@ -13,9 +13,10 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::domain::audit::{self, Resource};
+use crate::domain::events::{EventType, NewEvent};
 use crate::domain::integrations::secrets_aad;
 use crate::domain::oauth::vault::{access_aad, refresh_aad};
-use crate::domain::webhooks::secret_aad;
+use crate::domain::webhooks::{previous_secret_aad, secret_aad};
 use crate::http::auth::Caller;
 use crate::infra::crypto::{KeyRing, OpenError};
 use crate::state::AppState;
@@ -124,6 +125,10 @@ pub async fn rotate(
     )
     .await?;
     tx.commit().await?;
+    let event = NewEvent::new(EventType::KeyRotationCompleted, None, None)
+        .with("key_id", json!(current))
+        .with("rotated", json!(total.total()));
+    crate::domain::outbox::record_alone(state, &event).await;
     Ok(RotationReport {
         current_key_id: current,
         batches,
@@ -168,6 +173,20 @@ async fn batch(
             done.webhook_configurations += 1;
         }
         left -= done.webhook_configurations as i64;
+    }
+    if left > 0 {
+        // The secret that still signs during a rotation overlap is a value like any other.
+        let previous = rows::previous_webhook_secrets_to_rotate(&mut tx, current, left).await?;
+        for (id, sealed) in &previous {
+            let aad = previous_secret_aad(*id);
+            let plain = keys
+                .open(sealed, &aad)
+                .map_err(unreadable(format!("webhook {id} (previous secret)")))?;
+            rows::set_previous_webhook_secret(&mut tx, *id, &keys.seal(&plain, &aad), current)
+                .await?;
+        }
+        done.webhook_configurations += previous.len() as u64;
+        left -= previous.len() as i64;
     }
     if left > 0 {
         for (id, access, refresh) in rows::tokens_to_rotate(&mut tx, current, left).await? {

@@ -10,7 +10,9 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::domain::audit::{self, Resource};
+use crate::domain::events::{EventType, NewEvent};
 use crate::domain::integrations;
+use crate::domain::outbox;
 use crate::domain::{Environment, Provider};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -125,7 +127,7 @@ async fn record(
 ) -> Result<ValidationReport, ApiError> {
     let checked_at = Utc::now();
     let mut tx = state.db.begin().await?;
-    store::integrations::record_validation(
+    let previous = store::integrations::record_validation(
         &mut tx,
         config_id,
         checked_at,
@@ -133,6 +135,13 @@ async fn record(
         &detail,
     )
     .await?;
+    // Subscribers hear of a change of outcome, not of every monitor round.
+    if previous.as_deref() != Some(status.as_str()) {
+        let event = NewEvent::about(EventType::ConfigValidated, provider, environment)
+            .with("status", json!(status))
+            .with("previous_status", json!(previous));
+        outbox::record(&mut tx, &event).await?;
+    }
     audit::write(
         &mut tx,
         &audit::row(

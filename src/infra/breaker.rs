@@ -195,11 +195,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local s = redis.call('HMGET', KEYS[1], 'state', 'failures', 'window_start')
 local state = s[1] or 'closed'
+local changed = 0
 if ARGV[2] == '1' then
   if state == 'half_open' then
     if ARGV[1] == 'up' then
       redis.call('DEL', KEYS[1])
-      return 'closed'
+      return {'closed', 1}
     end
     redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now)
     state = 'open'
@@ -216,11 +217,21 @@ elseif ARGV[1] == 'down' and state == 'closed' then
   if failures >= tonumber(ARGV[3]) then
     redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now)
     state = 'open'
+    changed = 1
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return state
+return {state, changed}
 "#;
+
+/// A breaker that opened (closed → open) or closed again (a successful trial), reported once
+/// by the process whose call made it so (per process while the local fallback runs).
+#[derive(Debug, Clone, Copy)]
+pub struct Transition {
+    pub provider: Provider,
+    pub environment: Environment,
+    pub state: BreakerState,
+}
 
 /// All breakers of this process: Redis-backed, with a local fallback.
 pub struct Breakers {
@@ -229,6 +240,7 @@ pub struct Breakers {
     local: Mutex<HashMap<(Provider, Environment), LocalBreaker>>,
     admit: Script,
     record: Script,
+    transitions: tokio::sync::broadcast::Sender<Transition>,
 }
 
 impl Breakers {
@@ -239,7 +251,13 @@ impl Breakers {
             local: Mutex::new(HashMap::new()),
             admit: Script::new(ADMIT),
             record: Script::new(RECORD),
+            transitions: tokio::sync::broadcast::channel(64).0,
         }
+    }
+
+    /// Transitions from now on, for whoever announces them.
+    pub fn transitions(&self) -> tokio::sync::broadcast::Receiver<Transition> {
+        self.transitions.subscribe()
     }
 
     fn key(&self, provider: Provider, environment: Environment) -> String {
@@ -320,15 +338,22 @@ impl Breakers {
         let config = self.config;
         let local = |this: &Self| {
             this.with_local(provider, environment, |b| {
+                let before = b.state();
                 b.record(Instant::now(), up, trial, &config);
-                b.state()
+                let after = b.state();
+                let changed = matches!(
+                    (before, after),
+                    (BreakerState::Closed, BreakerState::Open)
+                        | (BreakerState::HalfOpen, BreakerState::Closed)
+                );
+                (after, changed)
             })
         };
-        let state = match backend {
+        let (state, changed) = match backend {
             Backend::Disabled => return,
             Backend::Local => local(self),
             Backend::Redis => {
-                let result: redis::RedisResult<String> = self
+                let result: redis::RedisResult<(String, i64)> = self
                     .redis
                     .invoke(
                         self.record
@@ -341,7 +366,7 @@ impl Breakers {
                     )
                     .await;
                 match result {
-                    Ok(state) => BreakerState::parse(&state),
+                    Ok((state, changed)) => (BreakerState::parse(&state), changed == 1),
                     Err(e) => {
                         tracing::warn!(error = %e, %provider, %environment, "could not record a breaker outcome in Redis");
                         local(self)
@@ -349,6 +374,14 @@ impl Breakers {
                 }
             }
         };
+        if changed {
+            // Nobody listening (a CLI command) is fine: the state is in Redis either way.
+            let _ = self.transitions.send(Transition {
+                provider,
+                environment,
+                state,
+            });
+        }
         crate::infra::metrics::BREAKER_STATE
             .with_label_values(&[provider.as_str(), environment.as_str()])
             .set(state.level());

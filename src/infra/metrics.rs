@@ -5,7 +5,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    TextEncoder,
 };
 
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -111,6 +112,47 @@ pub static BACKUP_LAST_SUCCESS: LazyLock<IntGauge> = LazyLock::new(|| {
     g
 });
 
+pub static WEBHOOK_DELIVERIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "hsq_webhook_attempts_total",
+        "Webhook delivery attempts by outcome (delivered, retrying, failed)",
+        &["outcome"],
+    )
+});
+
+pub static WEBHOOK_ATTEMPT_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    let h = Histogram::with_opts(
+        HistogramOpts::new(
+            "hsq_webhook_attempt_duration_seconds",
+            "Webhook delivery attempt latency",
+        )
+        .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+    )
+    .expect("valid metric definition");
+    prometheus::register(Box::new(h.clone())).expect("metric registered once");
+    h
+});
+
+pub static WEBHOOK_QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
+    let g = IntGauge::new(
+        "hsq_webhook_pending_deliveries",
+        "Webhook deliveries waiting for an attempt, as this process last counted them",
+    )
+    .expect("valid metric definition");
+    prometheus::register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
+
+pub static WEBHOOK_OLDEST_PENDING: LazyLock<IntGauge> = LazyLock::new(|| {
+    let g = IntGauge::new(
+        "hsq_webhook_oldest_pending_seconds",
+        "Age of the oldest pending webhook delivery, as this process last measured it",
+    )
+    .expect("valid metric definition");
+    prometheus::register(Box::new(g.clone())).expect("metric registered once");
+    g
+});
+
 /// Touches every metric so each appears in the output before its first event.
 pub fn init() {
     LazyLock::force(&HTTP_REQUESTS);
@@ -123,6 +165,10 @@ pub fn init() {
     LazyLock::force(&MONITOR_LAST_SUCCESS);
     LazyLock::force(&BACKUPS);
     LazyLock::force(&BACKUP_LAST_SUCCESS);
+    LazyLock::force(&WEBHOOK_DELIVERIES);
+    LazyLock::force(&WEBHOOK_ATTEMPT_DURATION);
+    LazyLock::force(&WEBHOOK_QUEUE_DEPTH);
+    LazyLock::force(&WEBHOOK_OLDEST_PENDING);
 }
 
 /// The text exposition of every registered metric.

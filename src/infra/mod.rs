@@ -7,5 +7,7 @@ pub mod canonical;
 pub mod crypto;
 pub mod lock;
 pub mod metrics;
+pub mod outbound;
 pub mod redis;
 pub mod telemetry;
+pub mod webhook_signature;

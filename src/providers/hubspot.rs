@@ -25,6 +25,7 @@ static OAUTH: OAuthSpec = OAuthSpec {
     invalid_account_reason: "invalid_hub_id",
     invalid_grant_codes: &["BAD_REFRESH_TOKEN", "BAD_AUTH_CODE"],
     refresh_expiry_field: None,
+    refresh_hard_expiry: None,
     authorize_url: "https://app.hubspot.com/oauth/authorize",
     token_url: "https://api.hubapi.com/oauth/2026-03/token",
     revoke_url: (

@@ -174,6 +174,9 @@ pub struct OAuthSpec {
     pub invalid_grant_codes: &'static [&'static str],
     /// The token-response field holding the refresh token's lifetime in seconds, if any.
     pub refresh_expiry_field: Option<&'static str>,
+    /// The token-response field holding the refresh token's hard maximum lifetime in seconds
+    /// (never extended by a refresh), and the request header that asks for it.
+    pub refresh_hard_expiry: Option<(&'static str, (&'static str, &'static str))>,
     pub authorize_url: &'static str,
     pub token_url: &'static str,
     /// The revocation endpoint: its setting's suffix (`REVOKE`, `DEAUTHORIZE`) and default.

@@ -30,6 +30,11 @@ static OAUTH: OAuthSpec = OAuthSpec {
     invalid_account_reason: "invalid_realm_id",
     invalid_grant_codes: &[],
     refresh_expiry_field: Some("x_refresh_token_expires_in"),
+    // Intuit answers with the five-year maximum only when asked with this header.
+    refresh_hard_expiry: Some((
+        "x_refresh_token_hard_expires_in",
+        ("x-include-refresh-token-hard-expires-in", "true"),
+    )),
     authorize_url: "https://appcenter.intuit.com/connect/oauth2",
     token_url: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
     revoke_url: (

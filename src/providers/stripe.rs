@@ -27,6 +27,7 @@ static OAUTH: OAuthSpec = OAuthSpec {
     invalid_account_reason: "invalid_stripe_user_id",
     invalid_grant_codes: &[],
     refresh_expiry_field: None,
+    refresh_hard_expiry: None,
     authorize_url: "https://connect.stripe.com/oauth/authorize",
     token_url: "https://connect.stripe.com/oauth/token",
     revoke_url: (

@@ -84,6 +84,7 @@ static XERO_OAUTH: OAuthSpec = OAuthSpec {
     invalid_account_reason: "invalid_tenant_id",
     invalid_grant_codes: &[],
     refresh_expiry_field: None,
+    refresh_hard_expiry: None,
     authorize_url: "https://login.xero.com/identity/connect/authorize",
     token_url: "https://identity.xero.com/connect/token",
     revoke_url: ("REVOKE", "https://identity.xero.com/connect/revocation"),

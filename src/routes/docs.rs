@@ -23,7 +23,11 @@ use crate::state::AppState;
         title = "hsq-config",
         description = "Configuration management for the HubSpot–Stripe–QuickBooks bridge: encrypted integration settings, webhooks, API tokens and an audit log.",
     ),
-    components(schemas(crate::http::error::Problem, crate::http::error::FieldError)),
+    components(schemas(
+        crate::http::error::Problem,
+        crate::http::error::FieldError,
+        crate::domain::events::EventType
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "integrations", description = "Provider configurations; secrets sealed and masked"),

@@ -8,11 +8,13 @@ pub mod api_tokens;
 pub mod audit;
 pub mod backup;
 pub mod docs;
+pub mod events;
 pub mod health;
 pub mod integrations;
 pub mod metrics;
 pub mod oauth;
 pub mod status;
+pub mod webhook_deliveries;
 pub mod webhooks;
 
 use axum::extract::rejection::QueryRejection;
@@ -38,6 +40,8 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(integrations::router())
         .merge(webhooks::router())
+        .merge(webhook_deliveries::router())
+        .merge(events::router())
         .merge(api_tokens::router())
         .merge(audit::router())
         .merge(status::router())

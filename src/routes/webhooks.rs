@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{ADMIN, READERS, etag, if_match};
 use crate::domain::audit::{Resource, attempt};
 use crate::domain::integrations::Precondition;
-use crate::domain::webhooks::{self, WebhookInput, WebhookView};
+use crate::domain::webhooks::{self, WebhookCreated, WebhookInput, WebhookView};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Problem};
 use crate::http::json::JsonBody;
@@ -53,7 +53,7 @@ async fn list(
 /// Create a webhook configuration.
 #[utoipa::path(post, path = "/api/config/webhooks", tag = "webhooks", security(("bearer" = [])),
     request_body = WebhookInput,
-    responses((status = 201, body = WebhookView), (status = 422, body = Problem)))]
+    responses((status = 201, body = WebhookCreated), (status = 422, body = Problem)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -67,8 +67,14 @@ async fn create(
         &Resource::webhook(None),
         async {
             let input: WebhookInput = body.parse()?;
-            let view = webhooks::create(&state, &caller, input).await?;
-            Ok(with_etag(StatusCode::CREATED, view))
+            let created = webhooks::create(&state, &caller, input).await?;
+            let etag_value = etag(created.webhook.version);
+            Ok((
+                StatusCode::CREATED,
+                [(header::ETAG, etag_value)],
+                Json(created),
+            )
+                .into_response())
         },
     )
     .await

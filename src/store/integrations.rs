@@ -127,25 +127,29 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error
 }
 
 /// Stores the result of a live validation; not a configuration change, so no version bump.
+/// Stores a validation result; returns the status it replaced (None: never validated).
 pub async fn record_validation(
     conn: &mut PgConnection,
     id: Uuid,
     at: DateTime<Utc>,
     status: &str,
     detail: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE integration_configs
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE integration_configs c
             SET last_validated_at = $2, last_validation_status = $3, last_validation_detail = $4
-          WHERE id = $1",
+           FROM (SELECT id, last_validation_status AS previous
+                   FROM integration_configs WHERE id = $1) old
+          WHERE c.id = old.id
+         RETURNING old.previous",
     )
     .bind(id)
     .bind(at)
     .bind(status)
     .bind(detail)
-    .execute(conn)
+    .fetch_optional(conn)
     .await
-    .map(|_| ())
+    .map(Option::flatten)
 }
 
 /// What the status page shows of a config and its OAuth connection, in one read.
@@ -162,6 +166,7 @@ pub struct StatusRow {
     pub token_status: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub refresh_hard_expires_at: Option<DateTime<Utc>>,
     pub last_refreshed_at: Option<DateTime<Utc>>,
 }
 
@@ -170,7 +175,8 @@ pub async fn status_rows(db: &PgPool) -> Result<Vec<StatusRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT c.provider, c.environment, c.enabled, c.version, c.updated_at,
                 c.last_validated_at, c.last_validation_status, c.last_validation_detail,
-                t.status AS token_status, t.expires_at, t.refresh_expires_at, t.last_refreshed_at
+                t.status AS token_status, t.expires_at, t.refresh_expires_at,
+                t.refresh_hard_expires_at, t.last_refreshed_at
            FROM integration_configs c LEFT JOIN oauth_tokens t ON t.integration_id = c.id",
     )
     .fetch_all(db)

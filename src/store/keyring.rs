@@ -9,6 +9,8 @@ pub async fn key_ids_in_use(db: &PgPool) -> Result<Vec<String>, sqlx::Error> {
          UNION SELECT key_id FROM integration_configs
          UNION SELECT key_id FROM oauth_tokens
          UNION SELECT key_id FROM webhook_configurations WHERE key_id IS NOT NULL
+         UNION SELECT previous_secret_key_id FROM webhook_configurations
+                WHERE previous_secret_key_id IS NOT NULL
          ORDER BY 1",
     )
     .fetch_all(db)
@@ -22,6 +24,8 @@ pub async fn values_per_key_id(db: &PgPool) -> Result<Vec<(String, i64)>, sqlx::
              SELECT key_id FROM integration_configs
              UNION ALL SELECT key_id FROM oauth_tokens
              UNION ALL SELECT key_id FROM webhook_configurations WHERE key_id IS NOT NULL
+             UNION ALL SELECT previous_secret_key_id FROM webhook_configurations
+                        WHERE previous_secret_key_id IS NOT NULL
          ) AS sealed GROUP BY key_id ORDER BY key_id",
     )
     .fetch_all(db)

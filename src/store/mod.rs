@@ -9,7 +9,9 @@ pub mod integrations;
 pub mod invalidation;
 pub mod keyring;
 pub mod oauth_tokens;
+pub mod outbox;
 pub mod rotation;
+pub mod webhook_log;
 pub mod webhooks;
 
 use std::time::Duration;

@@ -28,6 +28,9 @@ pub struct TokenRow {
     pub last_refreshed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The refresh token's hard maximum lifetime, when the provider reports one; written
+    /// with [`set_hard_expiry`], not by the whole-row writes.
+    pub refresh_hard_expires_at: Option<DateTime<Utc>>,
 }
 
 pub async fn list(db: &PgPool) -> Result<Vec<TokenRow>, sqlx::Error> {
@@ -218,4 +221,46 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+/// A connection whose refresh token expires soon, claimed for its one announcement.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Expiring {
+    pub provider: String,
+    pub environment: String,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub refresh_hard_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Marks every connected token whose refresh token expires (rolling or hard, whichever comes
+/// first) before `before`, and that was not announced for this expiry yet, as announced; returns them. One statement: replicas running
+/// it at once each get a disjoint share, so each expiry is announced once.
+pub async fn claim_expiring(
+    conn: &mut PgConnection,
+    before: DateTime<Utc>,
+) -> Result<Vec<Expiring>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE oauth_tokens
+            SET expiry_warned_for = LEAST(refresh_expires_at, refresh_hard_expires_at)
+          WHERE status = 'connected'
+            AND LEAST(refresh_expires_at, refresh_hard_expires_at) < $1
+            AND expiry_warned_for IS DISTINCT FROM LEAST(refresh_expires_at, refresh_hard_expires_at)
+         RETURNING provider, environment, refresh_expires_at, refresh_hard_expires_at",
+    )
+    .bind(before)
+    .fetch_all(conn)
+    .await
+}
+
+/// Stores the refresh token's hard expiry (None: the provider did not report one).
+pub async fn set_hard_expiry(
+    conn: &mut PgConnection,
+    id: Uuid,
+    at: Option<DateTime<Utc>>,
+) -> Result<TokenRow, sqlx::Error> {
+    sqlx::query_as("UPDATE oauth_tokens SET refresh_hard_expires_at = $2 WHERE id = $1 RETURNING *")
+        .bind(id)
+        .bind(at)
+        .fetch_one(conn)
+        .await
 }

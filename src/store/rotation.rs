@@ -52,6 +52,41 @@ pub async fn webhooks_to_rotate(
     .await
 }
 
+/// `(id, previous_secret)` of webhooks whose rotation-overlap secret is under another key.
+pub async fn previous_webhook_secrets_to_rotate(
+    conn: &mut PgConnection,
+    current: &str,
+    limit: i64,
+) -> Result<Vec<(Uuid, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, previous_secret FROM webhook_configurations
+          WHERE previous_secret IS NOT NULL AND previous_secret_key_id <> $1
+          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(current)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn set_previous_webhook_secret(
+    conn: &mut PgConnection,
+    id: Uuid,
+    sealed: &[u8],
+    key_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE webhook_configurations SET previous_secret = $2, previous_secret_key_id = $3
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(sealed)
+    .bind(key_id)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
 pub async fn set_webhook_secret(
     conn: &mut PgConnection,
     id: Uuid,
@@ -109,7 +144,8 @@ pub async fn retire_canaries(conn: &mut PgConnection, current: &str) -> Result<u
         "DELETE FROM keyring_check k WHERE k.key_id <> $1
             AND NOT EXISTS (SELECT 1 FROM integration_configs WHERE key_id = k.key_id)
             AND NOT EXISTS (SELECT 1 FROM oauth_tokens WHERE key_id = k.key_id)
-            AND NOT EXISTS (SELECT 1 FROM webhook_configurations WHERE key_id = k.key_id)",
+            AND NOT EXISTS (SELECT 1 FROM webhook_configurations
+                             WHERE key_id = k.key_id OR previous_secret_key_id = k.key_id)",
     )
     .bind(current)
     .execute(conn)

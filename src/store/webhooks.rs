@@ -21,6 +21,12 @@ pub struct WebhookRow {
     pub updated_at: DateTime<Utc>,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    /// Until when the previous secret (sealed in `previous_secret`, read only by delivery)
+    /// still signs.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Set when delivery disabled the endpoint; cleared when it is enabled again.
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
 }
 
 pub async fn list(db: &PgPool) -> Result<Vec<WebhookRow>, sqlx::Error> {
@@ -76,10 +82,15 @@ pub async fn insert(conn: &mut PgConnection, r: &WebhookRow) -> Result<WebhookRo
 /// Replaces a webhook's content with `r`'s, keeping its id; the version moves on.
 pub async fn update(conn: &mut PgConnection, r: &WebhookRow) -> Result<WebhookRow, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE webhook_configurations
+        "WITH paused AS (
+             -- Disabled by hand: its failure streak ends; enabled again, it starts anew.
+             DELETE FROM webhook_endpoint_state WHERE webhook_id = $1 AND NOT $8)
+         UPDATE webhook_configurations
             SET provider = $2, url = $3, events = $4, secret = $5, secret_masked = $6,
                 key_id = $7, enabled = $8, description = $9, updated_by = $10,
-                updated_at = now(), version = version + 1
+                updated_at = now(), version = version + 1,
+                disabled_at = CASE WHEN $8 THEN NULL ELSE disabled_at END,
+                disabled_reason = CASE WHEN $8 THEN NULL ELSE disabled_reason END
           WHERE id = $1
           RETURNING *",
     )

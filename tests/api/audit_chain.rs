@@ -31,7 +31,7 @@ async fn busy_writers(app: &TestApp) {
             viewer.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let body = json!({"url": format!("https://hooks.example.com/{i}"), "events": ["a"], "secret": "s3cr3t-value-{i}"});
+            let body = json!({"url": format!("https://hooks.example.com/{i}"), "events": ["config.*"], "secret": "s3cr3t-value-{i}"});
             let ok = client.post(format!("{url}/api/config/webhooks")).bearer_auth(&admin).json(&body).send().await;
             let refused = client.request(Method::POST, format!("{url}/api/config/webhooks")).bearer_auth(&viewer).json(&body).send().await;
             (ok.map(|r| r.status().as_u16()), refused.map(|r| r.status().as_u16()))

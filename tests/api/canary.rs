@@ -18,6 +18,9 @@ async fn no_secret_reaches_the_log_even_at_trace() {
     let mut vars = base_vars(&db.url);
     vars.insert("LOG_LEVEL".into(), "trace".into());
     vars.insert("LOG_FORMAT".into(), "json".into());
+    // Webhook deliveries to a closed local port: attempted (and logged), never delivered.
+    vars.insert("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into());
+    vars.insert("WEBHOOK_RETRY_SCHEDULE".into(), "50ms".into());
     let admin = vars["ADMIN_API_TOKEN"].clone();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_hsq-config"))
@@ -141,6 +144,7 @@ async fn no_secret_reaches_the_log_even_at_trace() {
             bodies.push(text);
         }
     }
+    webhook_calls(&client, &base, &admin, &mut bodies).await;
     let leaked: Vec<&String> = bodies
         .iter()
         .filter(|b| b.contains("CANARY7f3a9c1e5b2d8f40aa"))
@@ -157,6 +161,16 @@ async fn no_secret_reaches_the_log_even_at_trace() {
     .await
     .expect("audit rows");
     assert_eq!(in_audit, 0, "the secret reached the audit log");
+    let in_outbox: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_events e LEFT JOIN webhook_deliveries d ON d.event_id = e.id
+          WHERE e.payload::text LIKE '%CANARY7f3a9c1e5b2d8f40aa%'
+             OR d.last_error LIKE '%CANARY7f3a9c1e5b2d8f40aa%'
+             OR d.last_response_body LIKE '%CANARY7f3a9c1e5b2d8f40aa%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("outbox rows");
+    assert_eq!(in_outbox, 0, "the secret reached the webhook outbox");
     let _ = child.start_kill();
     let _ = child.wait().await;
 
@@ -170,6 +184,10 @@ async fn no_secret_reaches_the_log_even_at_trace() {
         lines.iter().any(|l| l.contains("request finished")),
         "request lines are logged"
     );
+    assert!(
+        lines.iter().any(|l| l.contains("webhook attempt")),
+        "webhook attempts are logged"
+    );
     let leaks: Vec<&String> = lines
         .iter()
         .filter(|l| l.contains("CANARY7f3a9c1e5b2d8f40aa"))
@@ -179,4 +197,82 @@ async fn no_secret_reaches_the_log_even_at_trace() {
         !lines.iter().any(|l| l.contains(&admin)),
         "the admin token reached the log"
     );
+}
+
+/// A webhook signed with the canary, a change that is delivered to it (and fails: nothing
+/// listens), and every webhook route; their bodies join `bodies`.
+async fn webhook_calls(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    bodies: &mut Vec<String>,
+) {
+    let hooks = format!("{base}/api/config/webhooks");
+    let created = client
+        .post(&hooks)
+        .bearer_auth(admin)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "events": ["*"], "secret": format!("whsec_{CANARY}")}))
+        .send()
+        .await
+        .expect("create a webhook");
+    let created = created.text().await.expect("body");
+    let id = serde_json::from_str::<serde_json::Value>(&created).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    bodies.push(created);
+    let config = format!("{base}/api/config/integrations/stripe/sandbox");
+    let patch = json!({"secrets": {"secret_key": format!("{CANARY}x")}});
+    let r = client
+        .patch(&config)
+        .bearer_auth(admin)
+        .json(&patch)
+        .send()
+        .await
+        .expect("patch");
+    bodies.push(r.text().await.expect("body"));
+    let deliveries = format!("{hooks}/{id}/deliveries");
+    let attempted = crate::support::wait::eventually(
+        "a delivery attempt",
+        std::time::Duration::from_secs(15),
+        async || {
+            let page: serde_json::Value = client
+                .get(&deliveries)
+                .bearer_auth(admin)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let items = page["items"].as_array()?;
+            items
+                .iter()
+                .any(|d| d["attempts"].as_i64() >= Some(1))
+                .then(|| page.to_string())
+        },
+    )
+    .await;
+    bodies.push(attempted);
+    for path in [
+        format!("{hooks}/{id}/test"),
+        format!("{hooks}/{id}/rotate-secret"),
+    ] {
+        let r = client
+            .post(path)
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("post");
+        bodies.push(r.text().await.expect("body"));
+    }
+    for path in [hooks.clone(), format!("{base}/api/config/events")] {
+        let r = client
+            .get(path)
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("get");
+        bodies.push(r.text().await.expect("body"));
+    }
 }

@@ -7,14 +7,14 @@ use reqwest::{StatusCode, header};
 use crate::support::helpers::{STRIPE_TEST_KEY, TestApp, redis_url};
 
 /// A browser stand-in: one cookie, the console's origin on every form.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     origin: String,
     cookie: Option<String>,
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Self {
             origin: app.address.clone(),
             app,
@@ -22,7 +22,7 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         let mut req = self.app.client.get(self.app.url(path));
         if let Some(c) = &self.cookie {
             req = req.header(header::COOKIE, c);
@@ -30,7 +30,7 @@ impl<'a> Browser<'a> {
         req.send().await.expect("GET")
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         origin: Option<&str>,
@@ -47,7 +47,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Signs in and keeps the cookie; returns the raw `Set-Cookie`.
-    async fn sign_in(&mut self, token: &str) -> String {
+    pub(crate) async fn sign_in(&mut self, token: &str) -> String {
         let origin = self.origin.clone();
         let r = self
             .post(
@@ -67,7 +67,7 @@ impl<'a> Browser<'a> {
         set
     }
 
-    async fn page(&self, path: &str) -> String {
+    pub(crate) async fn page(&self, path: &str) -> String {
         let r = self.get(path).await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store", "{path}");
@@ -79,7 +79,7 @@ impl<'a> Browser<'a> {
         r.text().await.expect("html")
     }
 
-    async fn csrf(&self) -> String {
+    pub(crate) async fn csrf(&self) -> String {
         let html = self.page("/settings/").await;
         let at = html.find("name=\"_csrf\" value=\"").expect("a CSRF field") + 20;
         html[at..].split('"').next().expect("value").to_owned()

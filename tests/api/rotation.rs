@@ -30,7 +30,7 @@ async fn rotation_survives_kill_9_while_the_api_serves_and_the_old_key_can_then_
     .await;
     populate(&app).await;
     for i in 0..120 {
-        let body = json!({"url": format!("https://hooks.example.com/{i}"), "events": ["invoice.paid"],
+        let body = json!({"url": format!("https://hooks.example.com/{i}"), "events": ["config.updated"],
                           "secret": format!("{WEBHOOK_SECRET}-{i}")});
         assert_eq!(
             app.post_json("/api/config/webhooks", &body).await.status(),

@@ -1,5 +1,6 @@
 //! Upgrading from the version before: its backup files still restore, and its databases keep
-//! every OAuth connection's external account id through the migrations.
+//! every OAuth connection's external account id and every webhook's events through the
+//! migrations.
 
 use serde_json::{Value, json};
 use sqlx::Executor;
@@ -156,5 +157,57 @@ async fn a_database_of_the_version_before_keeps_every_external_account_id() {
                 None
             ),
         ]
+    );
+}
+
+#[tokio::test]
+async fn webhooks_written_before_the_event_catalogue_keep_working() {
+    let db = TestDb::new().await;
+    // Every migration before the outbox's.
+    let before = tempfile::tempdir().expect("tempdir");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    for entry in std::fs::read_dir(dir).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        if name.as_str() < "20261206000001" {
+            std::fs::copy(&path, before.path().join(&name)).expect("copy migration");
+        }
+    }
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .expect("old migrations")
+        .run(&db.pool)
+        .await
+        .expect("migrate to the version before");
+    db.pool
+        .execute(
+            "INSERT INTO webhook_configurations (id, url, events)
+             VALUES ('20000000-0000-0000-0000-000000000001', 'https://hooks.example.com/a',
+                     ARRAY['config.changed', 'Config_Deleted', 'invoice.paid', 'token_retrieved'])",
+        )
+        .await
+        .expect("a webhook of the version before");
+
+    hsq_config::store::MIGRATOR
+        .run(&db.pool)
+        .await
+        .expect("migrate to this version");
+    let events: Vec<String> = sqlx::query_scalar("SELECT events FROM webhook_configurations")
+        .fetch_one(&db.pool)
+        .await
+        .expect("read");
+    assert_eq!(
+        events,
+        [
+            "config.updated",
+            "config.deleted",
+            "invoice.paid",
+            "oauth.token_retrieved"
+        ],
+        "what maps is mapped, in order; the rest is kept"
     );
 }

@@ -122,6 +122,9 @@ pub(super) fn webhook_row(keys: &KeyRing, key_id: &str, w: &OpenWebhook) -> Webh
         updated_at: r.updated_at,
         created_by: r.created_by.clone(),
         updated_by: r.updated_by.clone(),
+        previous_secret_expires_at: None,
+        disabled_at: None,
+        disabled_reason: None,
     }
 }
 
@@ -134,6 +137,7 @@ pub(super) fn token_row(
 ) -> TokenRow {
     let r = &t.rec;
     TokenRow {
+        refresh_hard_expires_at: None,
         id,
         integration_id,
         provider: r.provider.clone(),

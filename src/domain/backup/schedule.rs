@@ -1,6 +1,7 @@
 //! Scheduled backups: one replica at a time (a Redis lease), written to a temporary name,
 //! fsynced and renamed into `BACKUP_DIR`, keeping the newest `CONFIG_BACKUP_RETAIN` files.
 
+use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{Summary, audit_created, create};
+use crate::domain::events::{EventType, NewEvent};
 use crate::http::auth::Caller;
 use crate::infra::lock::{Lock, Renewal};
 use crate::state::AppState;
@@ -62,6 +64,21 @@ async fn leased_round(state: &AppState, only_if_due: bool) -> anyhow::Result<Rou
             .inc();
     }
     lease.release().await;
+    let event = match &result {
+        Ok(Round::Written { path, .. }) => Some(
+            NewEvent::new(EventType::BackupSucceeded, None, None)
+                .with("file", json!(path.file_name().map(|n| n.to_string_lossy()))),
+        ),
+        Ok(_) => None,
+        // The cause is in the service log; the event says only that it failed.
+        Err(_) => Some(NewEvent::new(EventType::BackupFailed, None, None).with(
+            "error",
+            json!("the scheduled backup failed; see the service log"),
+        )),
+    };
+    if let Some(event) = event {
+        crate::domain::outbox::record_alone(state, &event).await;
+    }
     result
 }
 

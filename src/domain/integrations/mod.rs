@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::audit::{self, Resource};
+use crate::domain::events::EventType;
 use crate::domain::mask::mask;
+use crate::domain::outbox::{self, config_event};
 use crate::domain::{Environment, Provider};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -20,7 +22,10 @@ use crate::providers;
 use crate::state::AppState;
 use crate::store::integrations::{self as rows, ConfigRow};
 
+mod read;
 mod snapshot;
+
+pub use read::{RevealedSecrets, get, list, open_secrets, reveal};
 
 use snapshot::{Snapshot, changes};
 
@@ -119,26 +124,6 @@ impl TryFrom<ConfigRow> for ConfigView {
     }
 }
 
-/// Decrypted secrets, returned only by reveal.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RevealedSecrets {
-    pub provider: Provider,
-    pub environment: Environment,
-    pub version: i64,
-    #[serde(serialize_with = "expose_map")]
-    #[schema(value_type = BTreeMap<String, String>)]
-    pub secrets: SecretMap,
-}
-
-fn expose_map<S: serde::Serializer>(map: &SecretMap, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut out = s.serialize_map(Some(map.len()))?;
-    for (k, v) in map {
-        out.serialize_entry(k, v.expose_secret())?;
-    }
-    out.end()
-}
-
 /// `If-Match`: any existing version, or exactly this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
@@ -154,22 +139,6 @@ impl Precondition {
             _ => Err(ApiError::PreconditionFailed),
         }
     }
-}
-
-pub async fn list(state: &AppState) -> Result<Vec<ConfigView>, ApiError> {
-    rows::list(&state.db)
-        .await?
-        .into_iter()
-        .map(ConfigView::try_from)
-        .collect()
-}
-
-pub async fn get(
-    state: &AppState,
-    provider: Provider,
-    environment: Environment,
-) -> Result<ConfigView, ApiError> {
-    cached_row(state, provider, environment).await?.try_into()
 }
 
 fn not_configured(provider: Provider, environment: Environment) -> ApiError {
@@ -216,6 +185,12 @@ pub async fn put(
         "config_created"
     };
     let details = changes(before.as_ref(), &after);
+    let kind = if existing.is_some() {
+        EventType::ConfigUpdated
+    } else {
+        EventType::ConfigCreated
+    };
+    let event = config_event(kind, provider, environment, &details, row.version);
     audit::write(
         &mut tx,
         &audit::row(
@@ -227,6 +202,7 @@ pub async fn put(
         ),
     )
     .await?;
+    outbox::record(&mut tx, &event).await?;
     tx.commit().await?;
     state
         .caches
@@ -285,6 +261,14 @@ pub async fn patch(
         &after,
     )
     .await?;
+    let details = changes(Some(&before), &after);
+    let event = config_event(
+        EventType::ConfigUpdated,
+        provider,
+        environment,
+        &details,
+        row.version,
+    );
     audit::write(
         &mut tx,
         &audit::row(
@@ -292,10 +276,11 @@ pub async fn patch(
             "config_patched",
             &Resource::integration(provider, environment),
             true,
-            changes(Some(&before), &after),
+            details,
         ),
     )
     .await?;
+    outbox::record(&mut tx, &event).await?;
     tx.commit().await?;
     state
         .caches
@@ -330,78 +315,19 @@ pub async fn delete(
         ),
     )
     .await?;
+    let event = config_event(
+        EventType::ConfigDeleted,
+        provider,
+        environment,
+        &json!({}),
+        existing.version,
+    );
+    outbox::record(&mut tx, &event).await?;
     tx.commit().await?;
     state
         .caches
         .config_changed(provider.as_str(), environment.as_str());
     Ok(())
-}
-
-/// Decrypts the secrets for a caller allowed to see them, and audits the read first.
-pub async fn reveal(
-    state: &AppState,
-    caller: &Caller,
-    provider: Provider,
-    environment: Environment,
-) -> Result<RevealedSecrets, ApiError> {
-    let row = cached_row(state, provider, environment).await?;
-    let secrets = state
-        .keyring()
-        .open_map(&row.secrets, &secrets_aad(row.id))?;
-    let names: Vec<&String> = secrets.keys().collect();
-    // The secrets leave only after their audit row is committed; the row says which version
-    // was revealed.
-    audit::write_alone(
-        state,
-        audit::row(
-            caller,
-            "secret_revealed",
-            &Resource::integration(provider, environment),
-            true,
-            json!({ "fields": names, "version": row.version }),
-        ),
-    )
-    .await?;
-    Ok(RevealedSecrets {
-        provider,
-        environment,
-        version: row.version,
-        secrets,
-    })
-}
-
-/// The config row, from this process's cache when it holds a fresh copy (see
-/// `store::invalidation` for how fresh).
-async fn cached_row(
-    state: &AppState,
-    provider: Provider,
-    environment: Environment,
-) -> Result<ConfigRow, ApiError> {
-    let key = format!("{provider}/{environment}");
-    if let Some(row) = state.caches.configs.get(&key) {
-        return Ok(row);
-    }
-    let mut conn = state.db.acquire().await?;
-    let row = rows::find(&mut conn, provider.as_str(), environment.as_str())
-        .await?
-        .ok_or_else(|| not_configured(provider, environment))?;
-    state.caches.configs.insert(key, row.clone());
-    Ok(row)
-}
-
-/// The decrypted secrets of a config, for internal callers (OAuth, validation).
-pub async fn open_secrets(
-    state: &AppState,
-    provider: Provider,
-    environment: Environment,
-) -> Result<Option<(ConfigRow, SecretMap)>, ApiError> {
-    let keys = state.keyring();
-    let mut conn = state.db.acquire().await?;
-    let Some(row) = rows::find(&mut conn, provider.as_str(), environment.as_str()).await? else {
-        return Ok(None);
-    };
-    let secrets = keys.open_map(&row.secrets, &secrets_aad(row.id))?;
-    Ok(Some((row, secrets)))
 }
 
 /// Seals, masks and writes `doc` as the config of `provider`/`environment`: a new row, or

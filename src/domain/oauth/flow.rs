@@ -14,7 +14,9 @@ use super::provider::{self, AppClient};
 use super::state::{self, FlowState};
 use super::vault;
 use crate::domain::audit;
+use crate::domain::events::{EventType, NewEvent};
 use crate::domain::integrations;
+use crate::domain::outbox;
 use crate::domain::{Environment, Provider, Role};
 use crate::http::auth::{Caller, RequestMeta};
 use crate::http::error::ApiError;
@@ -29,6 +31,11 @@ pub struct AuthorizeInput {
     pub environment: Environment,
     /// Where the browser lands after the callback; must be on `OAUTH_RETURN_ALLOWED_ORIGINS`.
     pub return_to: String,
+    /// Allow this authorization to connect another external account (QuickBooks company,
+    /// HubSpot portal, Stripe account) than the one connected now, replacing it. Without it,
+    /// such a callback is refused and the connection stays as it is.
+    #[serde(default)]
+    pub replace_account: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -103,13 +110,15 @@ pub async fn authorize(
         return_to: return_to.to_string(),
         actor_name: caller.name.clone(),
         actor_token_id: caller.token_id,
+        replace_account: input.replace_account,
     };
     state::save(&state.redis, &flow_state, &flow, settings.state_ttl)
         .await
         .map_err(|e| ApiError::unavailable("the OAuth flow store (Redis)", e))?;
     let expires_at = Utc::now() + settings.state_ttl;
     let mut tx = state.db.begin().await?;
-    let details = json!({ "return_to_origin": return_to.origin().ascii_serialization() });
+    let details = json!({ "return_to_origin": return_to.origin().ascii_serialization(),
+                          "replace_account": input.replace_account });
     audit::write(
         &mut tx,
         &audit::row(
@@ -281,9 +290,12 @@ async fn finish(
     store(state, caller, flow, &tokens, account)
         .await
         .map(|_| ())
-        .map_err(|e| {
-            tracing::error!(error.cause_chain = ?e, "storing OAuth tokens failed");
-            "storage_failed"
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => "account_mismatch",
+            e => {
+                tracing::error!(error.cause_chain = ?e, "storing OAuth tokens failed");
+                "storage_failed"
+            }
         })
 }
 
@@ -302,6 +314,17 @@ async fn store(
         .ok_or_else(|| ApiError::not_found("the configuration was deleted during the flow"))?;
     let mut tx = state.db.begin().await?;
     let existing = rows::find_for_update(&mut tx, p.as_str(), e.as_str()).await?;
+    // Account pinning: another company, portal or account replaces this one only when the
+    // authorization said so; otherwise the new tokens are dropped here, unstored.
+    let replaced = existing
+        .as_ref()
+        .and_then(|r| r.external_account_id.clone())
+        .filter(|old| external_account_id.as_ref().is_some_and(|new| new != old));
+    if replaced.is_some() && !flow.replace_account {
+        return Err(ApiError::Conflict(format!(
+            "{p} {e} is connected to another account; authorize with replace_account to replace it"
+        )));
+    }
     let id = existing.as_ref().map_or_else(Uuid::new_v4, |r| r.id);
     let sealed = vault::seal(state.keyring(), id, tokens);
     let now = Utc::now();
@@ -330,11 +353,15 @@ async fn store(
         last_refreshed_at: None,
         created_at: now,
         updated_at: now,
+        refresh_hard_expires_at: None,
     };
     let row = match &existing {
         Some(_) => rows::replace(&mut tx, &row).await?,
         None => rows::insert(&mut tx, &row).await?,
     };
+    // A new authorization starts a new chain of refresh tokens, with its own hard expiry.
+    let hard = tokens.refresh_hard_expires_in.map(|s| now + secs(s));
+    let row = rows::set_hard_expiry(&mut tx, row.id, hard).await?;
     let account_name = providers::spec(p).oauth().account_id_name;
     let mut details = json!({
         "reconnected": existing.is_some(),
@@ -342,8 +369,16 @@ async fn store(
         "external_account_id": row.external_account_id,
         "expires_at": row.expires_at,
         "has_refresh_token": row.refresh_token.is_some(),
+        "replaced_external_account_id": replaced,
     });
     details[account_name] = json!(row.external_account_id);
+    let event = NewEvent::new(EventType::OAuthConnected, Some(p), Some(e))
+        .with("reconnected", json!(existing.is_some()))
+        .with("replaced_account", json!(replaced.is_some()))
+        .with("external_account_id", json!(row.external_account_id))
+        .with("scope", json!(row.scope))
+        .with("expires_at", json!(row.expires_at));
+    outbox::record(&mut tx, &event).await?;
     audit::write(
         &mut tx,
         &audit::row(

@@ -44,6 +44,8 @@ pub struct TokenSet {
     pub token_type: String,
     pub expires_in: Option<u64>,
     pub refresh_expires_in: Option<u64>,
+    /// Seconds until the refresh token's hard maximum lifetime ends, when reported.
+    pub refresh_hard_expires_in: Option<u64>,
     pub scope: Option<String>,
     /// The connected account, when the provider names it in the token response.
     pub account_id: Option<String>,
@@ -157,7 +159,7 @@ impl AppClient {
             .then_some(redirect_uri);
         let client = self.client(redirect)?;
         let status = Arc::new(AtomicU16::new(0));
-        let send = sender(http, timeout, &status);
+        let send = sender(http, timeout, &status, self.spec);
         let result = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
@@ -175,7 +177,7 @@ impl AppClient {
     ) -> Result<TokenSet, ProviderError> {
         let client = self.client(None)?;
         let status = Arc::new(AtomicU16::new(0));
-        let send = sender(http, timeout, &status);
+        let send = sender(http, timeout, &status, self.spec);
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
         let result = client
             .exchange_refresh_token(&token)
@@ -212,6 +214,7 @@ fn sender(
     http: &reqwest::Client,
     timeout: Duration,
     status: &Arc<AtomicU16>,
+    spec: &'static OAuthSpec,
 ) -> impl Fn(
     oauth2::HttpRequest,
 ) -> std::pin::Pin<
@@ -224,13 +227,13 @@ fn sender(
         let status = status.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let response = http
+            let mut builder = http
                 .request(parts.method, parts.uri.to_string())
-                .headers(parts.headers)
-                .body(body)
-                .timeout(timeout)
-                .send()
-                .await?;
+                .headers(parts.headers);
+            if let Some((_, (name, value))) = spec.refresh_hard_expiry {
+                builder = builder.header(name, value);
+            }
+            let response = builder.body(body).timeout(timeout).send().await?;
             status.store(response.status().as_u16(), Ordering::Relaxed);
             let code = response.status();
             let headers = response.headers().clone();

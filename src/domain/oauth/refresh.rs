@@ -15,7 +15,9 @@ use tracing::Instrument;
 use super::provider::{self, ProviderError};
 use super::vault::{self, TokenGrant};
 use crate::domain::audit;
+use crate::domain::events::{EventType, NewEvent};
 use crate::domain::integrations;
+use crate::domain::outbox;
 use crate::domain::{Environment, Provider};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -72,6 +74,10 @@ pub async fn valid_token(
         ),
     )
     .await?;
+    let event = NewEvent::about(EventType::OAuthTokenRetrieved, provider, environment)
+        .with("actor", json!(caller.name))
+        .with("refreshed", json!(refreshed));
+    outbox::record_alone(state, &event).await;
     Ok(grant)
 }
 
@@ -271,7 +277,10 @@ async fn refresh_locked(
                 refresh_expires_at: tokens.refresh_expires_in.map(|s| now + secs(s)),
                 scope: tokens.scope.as_deref(),
             };
-            let updated = rows::refreshed(&mut tx, row.id, &write).await?;
+            let mut updated = rows::refreshed(&mut tx, row.id, &write).await?;
+            if let Some(s) = tokens.refresh_hard_expires_in {
+                updated = rows::set_hard_expiry(&mut tx, row.id, Some(now + secs(s))).await?;
+            }
             let details = json!({
                 "trigger": trigger.as_str(),
                 "refresh_token_rotated": tokens.refresh_token.is_some(),
@@ -301,6 +310,10 @@ async fn refresh_locked(
             }
             rows::set_status(&mut tx, row.id, "needs_reauth").await?;
             let details = json!({ "trigger": trigger.as_str(), "error": "invalid_grant", "status": "needs_reauth" });
+            let event = NewEvent::about(EventType::OAuthNeedsReauth, provider, environment)
+                .with("reason", json!("invalid_grant"))
+                .with("trigger", json!(trigger.as_str()));
+            outbox::record(&mut tx, &event).await?;
             audit::write(
                 &mut tx,
                 &audit::row(caller, "token_refreshed", &resource, false, details),
@@ -323,6 +336,11 @@ async fn refresh_locked(
             let record = audit::row(caller, "token_refreshed", &resource, false, details);
             let mut conn = state.db.acquire().await?;
             audit::write(&mut conn, &record).await?;
+            drop(conn);
+            let event = NewEvent::about(EventType::OAuthRefreshFailed, provider, environment)
+                .with("reason", json!(e.reason()))
+                .with("trigger", json!(trigger.as_str()));
+            outbox::record_alone(state, &event).await;
             back_off(state, &row).await;
             if still_valid(&row) {
                 Ok(row)

@@ -23,6 +23,10 @@ pub struct FlowState {
     pub return_to: String,
     pub actor_name: String,
     pub actor_token_id: Option<Uuid>,
+    /// The authorization may replace a connection to another external account. Absent in
+    /// flows started before it existed: no.
+    #[serde(default)]
+    pub replace_account: bool,
 }
 
 /// A new state value: 256 bits from the OS CSPRNG, URL-safe.

@@ -88,6 +88,10 @@ pub(super) fn to_token_set(r: Response, spec: &OAuthSpec) -> TokenSet {
             .refresh_expiry_field
             .and_then(|f| extra.text(f))
             .and_then(|v| v.parse().ok()),
+        refresh_hard_expires_in: spec
+            .refresh_hard_expiry
+            .and_then(|(field, _)| extra.text(field))
+            .and_then(|v| v.parse().ok()),
         scope: r
             .scopes()
             .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))

@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use super::provider::{self, TokenSet};
 use crate::domain::audit::{self, Resource};
+use crate::domain::events::{EventType, NewEvent};
 use crate::domain::integrations;
+use crate::domain::outbox;
 use crate::domain::{Environment, Provider};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -140,7 +142,10 @@ pub struct ConnectionView {
     pub scopes: Vec<String>,
     pub token_type: String,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The refresh token's rolling expiry (extended by each refresh).
     pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// Its hard maximum lifetime (QuickBooks: five years), when the provider reports it.
+    pub refresh_hard_expires_at: Option<DateTime<Utc>>,
     /// The connected account's id at the provider; also returned under the provider's own
     /// name for it (`realm_id`, `hub_id`, `stripe_user_id`), as earlier versions did.
     pub external_account_id: Option<String>,
@@ -171,6 +176,7 @@ impl ConnectionView {
             token_type: row.token_type.clone(),
             expires_at: row.expires_at,
             refresh_expires_at: row.refresh_expires_at,
+            refresh_hard_expires_at: row.refresh_hard_expires_at,
             external_account_id: row.external_account_id.clone(),
             account: AccountField::of(row),
             last_refreshed_at: row.last_refreshed_at,
@@ -260,6 +266,9 @@ pub async fn disconnect(
         "revoked_at_provider": revoke_error.is_none(),
         "revoke_error": revoke_error,
     });
+    let event = NewEvent::about(EventType::OAuthDisconnected, provider, environment)
+        .with("revoked_at_provider", json!(revoke_error.is_none()));
+    outbox::record(&mut tx, &event).await?;
     audit::write(
         &mut tx,
         &audit::row(

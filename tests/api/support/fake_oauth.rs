@@ -41,6 +41,8 @@ pub struct Behaviour {
     pub deny: bool,
     /// Revoke/deauthorize answers 503.
     pub revoke_fail: bool,
+    /// The QuickBooks company (`realmId`) the consent screen picks; REALM_ID when None.
+    pub realm_id: Option<String>,
 }
 
 impl Default for Behaviour {
@@ -54,6 +56,7 @@ impl Default for Behaviour {
             refresh_expires_in: 3600,
             deny: false,
             revoke_fail: false,
+            realm_id: None,
         }
     }
 }
@@ -237,7 +240,10 @@ async fn authorize(
             .append_pair("code", &code)
             .append_pair("state", state_param);
         if provider == "quickbooks" {
-            target.query_pairs_mut().append_pair("realmId", REALM_ID);
+            let realm = fake.behaviour.realm_id.clone();
+            target
+                .query_pairs_mut()
+                .append_pair("realmId", realm.as_deref().unwrap_or(REALM_ID));
         }
     }
     (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
@@ -294,6 +300,9 @@ async fn token(
     if !client_authenticated(&provider, &headers, &form) {
         return error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
+    let asked_hard_expiry = headers
+        .get("x-include-refresh-token-hard-expires-in")
+        .is_some_and(|v| v == "true");
     let mut fake = state.lock().expect("fake");
     let expires_in = match grant_type.as_str() {
         "authorization_code" => {
@@ -359,6 +368,10 @@ async fn token(
         "quickbooks" => {
             body["expires_in"] = json!(expires_in);
             body["x_refresh_token_expires_in"] = json!(8_726_400);
+            // Intuit reports the five-year maximum only to a client that asks for it.
+            if asked_hard_expiry {
+                body["x_refresh_token_hard_expires_in"] = json!(157_680_000);
+            }
         }
         "hubspot" => {
             body["expires_in"] = json!(expires_in);

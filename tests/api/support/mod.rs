@@ -6,5 +6,6 @@ pub mod helpers;
 pub mod oauth_support;
 pub mod ops;
 pub mod provider_support;
+pub mod receiver;
 pub mod tcp_proxy;
 pub mod wait;

@@ -81,7 +81,21 @@ pub async fn start_flow(app: &TestApp, provider: &str) -> Response {
 /// Authorize, then the "browser" visits the consent URL; returns the callback URL the
 /// provider redirected to, mapped from the public origin onto the app under test.
 pub async fn consent(app: &TestApp, provider: &str) -> String {
-    let r = start_flow(app, provider).await;
+    consent_to(app, provider, start_flow(app, provider).await).await
+}
+
+/// Like [`consent`], for a flow allowed to replace the connected account.
+pub async fn consent_replacing(app: &TestApp, provider: &str) -> String {
+    let r = app
+        .post_json(
+            &format!("/api/config/{provider}/oauth/authorize"),
+            &json!({"environment": "sandbox", "return_to": RETURN_TO, "replace_account": true}),
+        )
+        .await;
+    consent_to(app, provider, r).await
+}
+
+async fn consent_to(app: &TestApp, provider: &str, r: Response) -> String {
     assert_eq!(r.status(), 200, "authorize {provider}");
     let body: Value = r.json().await.expect("json");
     let url = body["authorization_url"]

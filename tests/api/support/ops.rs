@@ -68,7 +68,7 @@ pub async fn populate(app: &TestApp) {
         );
     }
     let hooks = [
-        json!({"url": "https://hooks.example.com/stripe", "events": ["invoice.paid"], "provider": "stripe",
+        json!({"url": "https://hooks.example.com/stripe", "events": ["config.updated"], "provider": "stripe",
                "secret": WEBHOOK_SECRET, "description": "payments"}),
         json!({"url": "https://hooks.example.com/all", "events": ["*"], "enabled": false}),
     ];

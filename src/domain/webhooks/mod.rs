@@ -1,9 +1,13 @@
-//! Webhook configurations: endpoint, events and a sealed signing secret.
+//! Webhook configurations: endpoint, subscribed events and a sealed `whsec_` signing secret
+//! (generated when the client gives none, shown once), with rotation and an overlap during
+//! which the old secret still signs.
+
+mod doc;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -11,13 +15,20 @@ use crate::domain::Provider;
 use crate::domain::audit::{self, Resource};
 use crate::domain::mask::mask;
 use crate::http::auth::Caller;
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::ApiError;
 use crate::infra::crypto::{Aad, KeyRing};
+use crate::infra::webhook_signature::generate_secret;
 use crate::state::AppState;
 use crate::store::webhooks::{self as rows, WebhookRow};
+use doc::{Doc, apply, diff, warnings};
 
 pub fn secret_aad(id: Uuid) -> Aad {
     Aad::new("webhook_configurations", id, "secret")
+}
+
+/// The AAD of the secret that still signs during a rotation's overlap.
+pub fn previous_secret_aad(id: Uuid) -> Aad {
+    Aad::new("webhook_configurations", id, "previous_secret")
 }
 
 /// Body of `POST /api/config/webhooks`.
@@ -27,8 +38,11 @@ pub struct WebhookInput {
     /// Absolute http(s) URL the events are delivered to.
     #[schema(format = "uri", pattern = "^https?://[^/?#\\s]+", max_length = 2048)]
     pub url: String,
+    /// Event types (docs/webhooks.md), `<group>.*` wildcards or `*`.
+    #[schema(min_items = 1, max_items = 100)]
     pub events: Vec<String>,
-    /// Signing secret; sealed at rest, masked on read.
+    /// Signing secret, best as `whsec_<base64>`; generated when omitted and returned once.
+    /// Sealed at rest, masked on read.
     #[schema(value_type = Option<String>, min_length = 8, max_length = 4096, pattern = "^\\S+$")]
     pub secret: Option<SecretString>,
     pub provider: Option<Provider>,
@@ -57,6 +71,34 @@ pub struct WebhookView {
     pub updated_at: DateTime<Utc>,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    /// Until when the secret replaced by the last rotation still signs too.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// When delivery disabled the endpoint (every delivery failing), and why.
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+    /// Stored event names the catalogue does not know (they receive nothing).
+    pub warnings: Vec<String>,
+}
+
+/// The answer to a create: the view, and the generated secret, this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookCreated {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// The signing secret the service generated (`whsec_…`); shown only in this answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+/// The answer to a secret rotation: the new secret, this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    pub id: Uuid,
+    /// The new signing secret (`whsec_…`); shown only in this answer.
+    pub secret: String,
+    /// Until when deliveries are signed with the old secret too.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub version: i64,
 }
 
 impl TryFrom<WebhookRow> for WebhookView {
@@ -71,6 +113,7 @@ impl TryFrom<WebhookRow> for WebhookView {
                 .transpose()
                 .map_err(|e: String| ApiError::Internal(anyhow::anyhow!(e)))?,
             url: r.url,
+            warnings: warnings(&r.events),
             events: r.events,
             secret: r.secret_masked,
             enabled: r.enabled,
@@ -80,91 +123,9 @@ impl TryFrom<WebhookRow> for WebhookView {
             updated_at: r.updated_at,
             created_by: r.created_by,
             updated_by: r.updated_by,
-        })
-    }
-}
-
-/// A webhook's content, plaintext secret in memory only.
-struct Doc {
-    provider: Option<Provider>,
-    url: String,
-    events: Vec<String>,
-    secret: Option<SecretString>,
-    enabled: bool,
-    description: Option<String>,
-}
-
-impl Doc {
-    fn validate(&self) -> Result<(), ApiError> {
-        let mut errors = Vec::new();
-        let url_ok = reqwest::Url::parse(&self.url)
-            .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .unwrap_or(false);
-        if !url_ok || self.url.len() > 2048 {
-            errors.push(FieldError::new(
-                "url",
-                "must be an absolute http:// or https:// URL",
-            ));
-        }
-        if self.events.is_empty() || self.events.len() > 100 {
-            errors.push(FieldError::new(
-                "events",
-                "must list between 1 and 100 event names",
-            ));
-        }
-        for (i, event) in self.events.iter().enumerate() {
-            let ok = !event.is_empty()
-                && event.len() <= 128
-                && event
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-:*".contains(c));
-            if !ok {
-                errors.push(FieldError::new(
-                    format!("events[{i}]"),
-                    "must be an event name of letters, digits and . _ - : *",
-                ));
-            }
-        }
-        if let Some(secret) = &self.secret {
-            let s = secret.expose_secret();
-            if s.len() < 8 || s.len() > 4096 || s.chars().any(char::is_whitespace) {
-                errors.push(FieldError::new(
-                    "secret",
-                    "must be 8 to 4096 characters without whitespace",
-                ));
-            } else if let Some((provider, prefix)) = self.provider.and_then(|p| {
-                crate::providers::spec(p)
-                    .webhook_secret_prefix()
-                    .map(|prefix| (p, prefix))
-            }) {
-                if !s.starts_with(prefix) {
-                    errors.push(FieldError::new(
-                        "secret",
-                        format!("a {provider} signing secret starts with {prefix}"),
-                    ));
-                }
-            }
-        }
-        if self.description.as_ref().is_some_and(|d| d.len() > 1000) {
-            errors.push(FieldError::new(
-                "description",
-                "must be at most 1000 characters",
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(errors))
-        }
-    }
-
-    fn plain(&self) -> Value {
-        json!({
-            "provider": self.provider,
-            "url": self.url,
-            "events": self.events,
-            "enabled": self.enabled,
-            "description": self.description,
+            previous_secret_expires_at: r.previous_secret_expires_at.filter(|t| *t > Utc::now()),
+            disabled_at: r.disabled_at,
+            disabled_reason: r.disabled_reason,
         })
     }
 }
@@ -193,22 +154,27 @@ pub async fn create(
     state: &AppState,
     caller: &Caller,
     input: WebhookInput,
-) -> Result<WebhookView, ApiError> {
+) -> Result<WebhookCreated, ApiError> {
     let keys = state.keyring();
+    let generated = input.secret.is_none().then(generate_secret);
     let doc = Doc {
         provider: input.provider,
         url: input.url,
         events: input.events,
-        secret: input.secret,
+        secret: input.secret.or_else(|| generated.clone()),
         enabled: input.enabled,
         description: input.description,
     };
-    doc.validate()?;
+    doc.validate(true, &state.settings.webhooks).await?;
     let id = Uuid::new_v4();
     let mut tx = state.db.begin().await?;
     let row = store(&mut tx, keys, caller, id, None, &doc).await?;
     let mut details = doc.plain();
-    details["secret"] = json!(doc.secret.is_some());
+    details["secret"] = json!(if generated.is_some() {
+        "generated"
+    } else {
+        "given"
+    });
     audit::write(
         &mut tx,
         &audit::row(
@@ -221,7 +187,10 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    row.try_into()
+    Ok(WebhookCreated {
+        webhook: row.try_into()?,
+        signing_secret: generated.map(|s| s.expose_secret().to_owned()),
+    })
 }
 
 pub async fn patch(
@@ -263,7 +232,9 @@ pub async fn patch(
         description: row.description.clone(),
     };
     let after = apply(&before, &patch)?;
-    after.validate()?;
+    after
+        .validate(patch.contains_key("events"), &state.settings.webhooks)
+        .await?;
     let updated = store(&mut tx, keys, caller, id, Some(&row), &after).await?;
     audit::write(
         &mut tx,
@@ -300,6 +271,66 @@ pub async fn delete(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), A
     Ok(())
 }
 
+/// Replaces the signing secret with a generated one; the old one keeps signing (a second
+/// `v1,` signature) for `WEBHOOK_SECRET_OVERLAP`, so receivers switch without losing events.
+pub async fn rotate_secret(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<RotatedSecret, ApiError> {
+    let keys = state.keyring();
+    let mut tx = state.db.begin().await?;
+    let row = rows::find_for_update(&mut tx, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let old = match &row.secret {
+        Some(sealed) => Some(keys.open_string(sealed, &secret_aad(id))?),
+        None => None,
+    };
+    let overlap = chrono::Duration::from_std(state.settings.webhooks.secret_overlap)
+        .unwrap_or(chrono::Duration::MAX);
+    let expires_at = old.as_ref().map(|_| Utc::now() + overlap);
+    let previous = old
+        .as_ref()
+        .map(|s| keys.seal(s.expose_secret().as_bytes(), &previous_secret_aad(id)));
+    crate::store::outbox::set_previous_secret(
+        &mut tx,
+        id,
+        previous.as_deref(),
+        previous
+            .as_ref()
+            .map(|_| keys.current_id().to_string())
+            .as_deref(),
+        expires_at,
+    )
+    .await?;
+    let new = generate_secret();
+    let mut updated = row.clone();
+    updated.secret = Some(keys.seal(new.expose_secret().as_bytes(), &secret_aad(id)));
+    updated.secret_masked = Some(mask(new.expose_secret()));
+    updated.key_id = Some(keys.current_id().to_string());
+    updated.updated_by = Some(caller.name.clone());
+    let stored = rows::update(&mut tx, &updated).await?;
+    audit::write(
+        &mut tx,
+        &audit::row(
+            caller,
+            "webhook_secret_rotated",
+            &Resource::webhook(Some(id.to_string())),
+            true,
+            json!({ "previous_secret_expires_at": expires_at, "version": stored.version }),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(RotatedSecret {
+        id,
+        secret: new.expose_secret().to_owned(),
+        previous_secret_expires_at: expires_at,
+        version: stored.version,
+    })
+}
+
 /// Seals, masks and writes `doc` as webhook `id`: a new row, or `existing` replaced.
 async fn store(
     tx: &mut sqlx::PgConnection,
@@ -329,85 +360,12 @@ async fn store(
         updated_at: now,
         created_by: existing.map_or(Some(caller.name.clone()), |r| r.created_by.clone()),
         updated_by: Some(caller.name.clone()),
+        previous_secret_expires_at: existing.and_then(|r| r.previous_secret_expires_at),
+        disabled_at: None,
+        disabled_reason: None,
     };
     Ok(match existing {
         Some(_) => rows::update(tx, &row).await?,
         None => rows::insert(tx, &row).await?,
     })
-}
-
-fn apply(before: &Doc, patch: &Map<String, Value>) -> Result<Doc, ApiError> {
-    let mut doc = Doc {
-        provider: before.provider,
-        url: before.url.clone(),
-        events: before.events.clone(),
-        secret: before.secret.clone(),
-        enabled: before.enabled,
-        description: before.description.clone(),
-    };
-    let invalid = |field: &str, expected: &str| {
-        ApiError::field(field, format!("invalid value; expected {expected}"))
-    };
-    for (key, value) in patch {
-        match (key.as_str(), value) {
-            ("url", Value::String(s)) => doc.url = s.clone(),
-            ("url", _) => return Err(invalid("url", "a URL string")),
-            ("events", Value::Array(items)) => {
-                doc.events = items
-                    .iter()
-                    .map(|i| i.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| invalid("events", "a list of strings"))?;
-            }
-            ("events", _) => return Err(invalid("events", "a list of strings")),
-            ("secret", Value::Null) => doc.secret = None,
-            ("secret", Value::String(s)) => doc.secret = Some(SecretString::from(s.clone())),
-            ("secret", _) => return Err(invalid("secret", "a string or null")),
-            ("provider", Value::Null) => doc.provider = None,
-            ("provider", Value::String(s)) => {
-                doc.provider = Some(
-                    s.parse()
-                        .map_err(|e: String| ApiError::field("provider", e))?,
-                );
-            }
-            ("provider", _) => {
-                let expected = format!("{} or null", Provider::ALL.map(|p| p.as_str()).join(", "));
-                return Err(invalid("provider", &expected));
-            }
-            ("enabled", Value::Bool(b)) => doc.enabled = *b,
-            ("enabled", _) => return Err(invalid("enabled", "a boolean")),
-            ("description", Value::Null) => doc.description = None,
-            ("description", Value::String(s)) => doc.description = Some(s.clone()),
-            ("description", _) => return Err(invalid("description", "a string or null")),
-            (other, _) => {
-                return Err(ApiError::field(
-                    other,
-                    "unknown field; expected url, events, secret, provider, enabled or description",
-                ));
-            }
-        }
-    }
-    Ok(doc)
-}
-
-fn diff(before: &Doc, after: &Doc) -> Value {
-    let (b, a) = (before.plain(), after.plain());
-    let mut changes = Map::new();
-    if let (Value::Object(b), Value::Object(a)) = (&b, &a) {
-        for (k, av) in a {
-            if b.get(k) != Some(av) {
-                changes.insert(k.clone(), json!({ "before": b.get(k), "after": av }));
-            }
-        }
-    }
-    let secret_change = match (&before.secret, &after.secret) {
-        (None, Some(_)) => Some("added"),
-        (Some(_), None) => Some("removed"),
-        (Some(x), Some(y)) if x.expose_secret() != y.expose_secret() => Some("replaced"),
-        _ => None,
-    };
-    if let Some(change) = secret_change {
-        changes.insert("secret".into(), json!({ "secret": change }));
-    }
-    json!({ "changed_fields": changes.keys().cloned().collect::<Vec<_>>(), "changes": changes })
 }

@@ -1,0 +1,104 @@
+//! The outbox: an event is written with one pending delivery per subscribed endpoint, in the
+//! transaction of the change that caused it — a rolled-back change emits nothing, a committed
+//! one is never lost. The delivery worker (`webhook_delivery`) sends them.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use serde_json::{Value, json};
+
+use crate::domain::events::{self, EventType, NewEvent};
+use crate::domain::{Environment, Provider};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+use crate::store::outbox as rows;
+
+/// Writes `event` and its deliveries inside the caller's transaction; returns the endpoints
+/// it goes to.
+pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<Vec<Uuid>, ApiError> {
+    let provider = event.provider.map(|p| p.to_string());
+    let environment = event.environment.map(|e| e.to_string());
+    let targets: Vec<Uuid> = rows::subscribers(conn, provider.as_deref())
+        .await?
+        .into_iter()
+        .filter(|s| s.events.iter().any(|p| events::matches(p, event.kind)))
+        .map(|s| s.id)
+        .collect();
+    // A type only named subscriptions get (a token read) is not logged for nobody.
+    if targets.is_empty() && event.kind.explicit_only() {
+        return Ok(targets);
+    }
+    rows::insert_event(
+        conn,
+        event.id,
+        event.kind.as_str(),
+        provider.as_deref(),
+        environment.as_deref(),
+        &event.payload(),
+    )
+    .await?;
+    rows::insert_deliveries(conn, event.id, &targets).await?;
+    Ok(targets)
+}
+
+/// Writes an event that belongs to no transaction (a failed refresh, a token read). Best
+/// effort: what caused it has happened either way, so a failure is logged, not returned.
+pub async fn record_alone(state: &AppState, event: &NewEvent) {
+    let result = async {
+        let mut tx = state.db.begin().await?;
+        record(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, event.kind = event.kind.as_str(), "could not write an event to the outbox");
+    }
+}
+
+/// A `config.*` event: names of the changed fields from a change's audit details (never
+/// their values), and the version the change left.
+pub fn config_event(
+    kind: EventType,
+    provider: Provider,
+    environment: Environment,
+    audit_details: &Value,
+    version: i64,
+) -> NewEvent {
+    let changed = audit_details
+        .get("changed_fields")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    NewEvent::new(kind, Some(provider), Some(environment))
+        .with("changed_fields", changed)
+        .with("version", json!(version))
+}
+
+/// Announces breaker transitions (`breaker.opened`, `breaker.closed`) until `cancel` fires.
+pub fn spawn_breaker_events(state: AppState, cancel: tokio_util::sync::CancellationToken) {
+    let mut transitions = state.breakers.transitions();
+    tokio::spawn(async move {
+        loop {
+            let transition = tokio::select! {
+                _ = cancel.cancelled() => break,
+                t = transitions.recv() => t,
+            };
+            let t = match transition {
+                Ok(t) => t,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "breaker transitions were missed by the event writer"
+                    );
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let kind = match t.state {
+                crate::infra::breaker::BreakerState::Open => EventType::BreakerOpened,
+                _ => EventType::BreakerClosed,
+            };
+            record_alone(&state, &NewEvent::about(kind, t.provider, t.environment)).await;
+        }
+    });
+}

@@ -19,6 +19,7 @@ mod save;
 pub mod session;
 mod signin;
 mod views;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::Request;
@@ -53,12 +54,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/settings/tokens/{id}/revoke", post(admin::revoke_token))
         .route(
             "/settings/webhooks",
-            get(admin::webhooks_list).post(admin::create_webhook),
+            get(webhooks::webhooks_list).post(webhooks::create_webhook),
         )
         .route(
             "/settings/webhooks/{id}/delete",
-            post(admin::delete_webhook),
+            post(webhooks::delete_webhook),
         )
+        .route("/settings/webhooks/{id}/test", post(webhooks::test_webhook))
         .route("/settings/{provider}", get(provider::show))
         .route("/settings/{provider}/{environment}", post(save::save))
         .route(

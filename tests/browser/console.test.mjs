@@ -196,6 +196,24 @@ test("the audit page finds the console's rows and verifies the chain", async () 
   await page.screenshot({ path: path.join(SHOTS, "audit.png"), fullPage: true });
 });
 
+test("a webhook endpoint added in the console receives a signed test event", async () => {
+  const { page } = admin;
+  await page.getByRole("link", { name: "Webhooks" }).click();
+  await page.getByLabel("URL").fill(`${fakes.base}/hooks/console`);
+  await page.getByLabel("Events").fill("config.updated, oauth.*");
+  await page.getByRole("button", { name: "Add endpoint" }).click();
+  await page.getByText("shown only now").waitFor();
+  await page.getByText("No deliveries to this endpoint yet").waitFor();
+  await page.getByRole("button", { name: /Send a test event/ }).click();
+  await page.getByText("Test event delivered: HTTP 204").waitFor();
+  await page.locator("section[aria-labelledby=deliveries]").getByText("webhook.test").waitFor();
+  assert.equal(fakes.state.hooks.length, 1, "one delivery reached the receiver");
+  const [hook] = fakes.state.hooks;
+  assert.match(hook.headers["webhook-signature"], /^v1,/);
+  assert.equal(JSON.parse(hook.body).type, "webhook.test");
+  await page.screenshot({ path: path.join(SHOTS, "webhooks.png"), fullPage: true });
+});
+
 test("a viewer sees no controls, and its posts are refused", async () => {
   const created = await app.api("POST", "/api/config/api-tokens", { name: "browser-viewer", role: "viewer" });
   assert.equal(created.status, 201);

@@ -30,9 +30,17 @@ export async function startFakes() {
     issued: [], // every access and refresh token handed out: they must never reach a page
     calls: { account: 0, authorize: 0, token: 0 },
     evilForm: null,
+    hooks: [], // webhook deliveries received: { headers, body }
   };
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, "http://127.0.0.1");
+    if (req.method === "POST" && url.pathname === "/hooks/console") {
+      const chunks = [];
+      for await (const chunk of req) chunks.push(chunk);
+      state.hooks.push({ headers: req.headers, body: Buffer.concat(chunks).toString() });
+      res.writeHead(204);
+      return res.end();
+    }
     if (req.method === "GET" && url.pathname === "/stripe/v1/account") {
       state.calls.account += 1;
       const auth = req.headers.authorization || "";

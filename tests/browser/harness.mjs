@@ -75,6 +75,8 @@ export async function startApp(fakes) {
     HEALTH_MONITOR_ENABLED: "false",
     OAUTH_REFRESHER_ENABLED: "false",
     CONFIGURATION_API_RATE_LIMIT: "1000",
+    // The webhook receiver is one of the fakes, on loopback.
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: "true",
     STRIPE_API_BASE_URL: `${fakes.base}/stripe`,
     QUICKBOOKS_OAUTH_AUTHORIZE_URL: `${fakes.base}/intuit/authorize`,
     QUICKBOOKS_OAUTH_TOKEN_URL: `${fakes.base}/intuit/token`,

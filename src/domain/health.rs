@@ -311,9 +311,24 @@ pub struct StatusReport {
 /// Every provider × environment at a glance: configured, enabled, validation, breaker and
 /// OAuth connection.
 pub async fn status(state: &AppState) -> Result<StatusReport, ApiError> {
-    // One query and one Redis round trip, side by side.
+    // The rows from the in-process cache (dropped by every config or connection change, on
+    // any replica), else one query beside the one Redis round trip for the breakers.
+    let cached = state.caches.status.get(&());
+    let generation = state.caches.status.generation();
     let (rows, breakers) = tokio::join!(
-        store::integrations::status_rows(&state.db),
+        async {
+            match cached {
+                Some(rows) => Ok(rows),
+                None => store::integrations::status_rows(&state.db)
+                    .await
+                    .inspect(|rows| {
+                        state
+                            .caches
+                            .status
+                            .insert_since(generation, (), rows.clone());
+                    }),
+            }
+        },
         state.breakers.views()
     );
     let rows = rows?;

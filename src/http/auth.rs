@@ -140,6 +140,7 @@ pub async fn authenticate(
             });
         }
     }
+    let generation = state.caches.tokens.generation();
     let cached = state.caches.tokens.get(&hash);
     let from_cache = cached.is_some();
     let mut row = match cached {
@@ -166,7 +167,10 @@ pub async fn authenticate(
     // A hit keeps its entry's age (the TTL bounds how long a row read once is believed);
     // a hit whose use was just recorded is read afresh next time.
     if !from_cache {
-        state.caches.tokens.insert(hash, row.clone());
+        state
+            .caches
+            .tokens
+            .insert_since(generation, hash, row.clone());
     } else if stale {
         state.caches.tokens.remove(&hash);
     }

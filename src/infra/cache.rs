@@ -6,11 +6,15 @@
 //! bounded three ways: notifications arrive within milliseconds of a commit; while the listener
 //! is disconnected the caches are flushed and bypassed; and every entry expires after
 //! `CACHE_TTL_SECS` regardless, which also covers a connection that dies silently.
+//!
+//! A read that began before an invalidation must not put back what the invalidation removed:
+//! every removal bumps the cache's generation, and [`TtlCache::insert_since`] stores a value
+//! only when no removal happened since the read began.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The most entries one cache holds; past it, the cache starts over (entries are cheap to
@@ -21,6 +25,8 @@ const MAX_ENTRIES: usize = 10_000;
 pub struct TtlCache<K, V> {
     ttl: Duration,
     live: AtomicBool,
+    /// Bumped, under the entries' lock, by every removal.
+    generation: AtomicU64,
     entries: Mutex<HashMap<K, (V, Instant)>>,
 }
 
@@ -30,6 +36,7 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         Self {
             ttl,
             live: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
         }
     }
@@ -59,11 +66,22 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         }
     }
 
-    pub fn insert(&self, key: K, value: V) {
+    /// Where the cache stands now: take it before reading what [`TtlCache::insert_since`] will
+    /// store.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Stores `value`, read after [`TtlCache::generation`] returned `generation`, unless an
+    /// entry was removed since: the value may predate that change.
+    pub fn insert_since(&self, generation: u64, key: K, value: V) {
         if !self.on() {
             return;
         }
         let mut entries = self.entries();
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -71,11 +89,15 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     }
 
     pub fn remove(&self, key: &K) {
-        self.entries().remove(key);
+        let mut entries = self.entries();
+        entries.remove(key);
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn clear(&self) {
-        self.entries().clear();
+        let mut entries = self.entries();
+        entries.clear();
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Flushes and bypasses the cache: invalidations may be missed from now on.
@@ -98,20 +120,33 @@ mod tests {
     #[test]
     fn entries_live_only_while_the_cache_is_on_and_young() {
         let cache = TtlCache::new(Duration::from_secs(60));
-        cache.insert(1, "a");
+        cache.insert_since(cache.generation(), 1, "a");
         assert_eq!(cache.get(&1), None, "off until resumed");
         cache.resume();
-        cache.insert(1, "a");
+        cache.insert_since(cache.generation(), 1, "a");
         assert_eq!(cache.get(&1), Some("a"));
         cache.suspend();
         assert_eq!(cache.get(&1), None, "suspended caches hold nothing");
         let brief = TtlCache::new(Duration::from_nanos(1));
         brief.resume();
-        brief.insert(1, "a");
+        brief.insert_since(brief.generation(), 1, "a");
         assert_eq!(brief.get(&1), None, "expired");
         let never = TtlCache::new(Duration::ZERO);
         never.resume();
-        never.insert(1, "a");
+        never.insert_since(never.generation(), 1, "a");
         assert_eq!(never.get(&1), None, "a zero TTL never caches");
+    }
+
+    #[test]
+    fn a_value_read_before_an_invalidation_is_not_stored() {
+        let cache = TtlCache::new(Duration::from_secs(60));
+        cache.resume();
+        let before = cache.generation();
+        // The invalidation lands while the value is being read.
+        cache.remove(&1);
+        cache.insert_since(before, 1, "stale");
+        assert_eq!(cache.get(&1), None);
+        cache.insert_since(cache.generation(), 1, "fresh");
+        assert_eq!(cache.get(&1), Some("fresh"));
     }
 }

@@ -22,6 +22,9 @@ pub struct Caches {
     pub configs: TtlCache<String, super::integrations::ConfigRow>,
     /// OAuth connection rows by `provider/environment`.
     pub connections: TtlCache<String, super::oauth_tokens::TokenRow>,
+    /// The status page's rows (every config with its connection): dropped by any change to
+    /// either.
+    pub status: TtlCache<(), Vec<super::integrations::StatusRow>>,
 }
 
 impl Caches {
@@ -30,6 +33,7 @@ impl Caches {
             tokens: TtlCache::new(ttl),
             configs: TtlCache::new(ttl),
             connections: TtlCache::new(ttl),
+            status: TtlCache::new(ttl),
         }
     }
 
@@ -37,12 +41,14 @@ impl Caches {
     /// other replicas; this one reads its own write at once.
     pub fn config_changed(&self, provider: &str, environment: &str) {
         self.configs.remove(&format!("{provider}/{environment}"));
+        self.status.clear();
     }
 
     /// Drops this process's copy of a connection it just changed.
     pub fn connection_changed(&self, provider: &str, environment: &str) {
         self.connections
             .remove(&format!("{provider}/{environment}"));
+        self.status.clear();
     }
 
     /// Drops every cached token lookup (a token was revoked here).
@@ -55,18 +61,21 @@ impl Caches {
         self.tokens.clear();
         self.configs.clear();
         self.connections.clear();
+        self.status.clear();
     }
 
     fn suspend(&self) {
         self.tokens.suspend();
         self.configs.suspend();
         self.connections.suspend();
+        self.status.suspend();
     }
 
     fn resume(&self) {
         self.tokens.resume();
         self.configs.resume();
         self.connections.resume();
+        self.status.resume();
     }
 
     /// Applies one notification: `api_token:<hex sha-256>`, `config:<provider>/<environment>` or
@@ -78,8 +87,14 @@ impl Caches {
                 Ok(hash) => self.tokens.remove(&hash),
                 Err(_) => self.tokens.clear(),
             },
-            Some(("config", key)) => self.configs.remove(&key.to_owned()),
-            Some(("connection", key)) => self.connections.remove(&key.to_owned()),
+            Some(("config", key)) => {
+                self.configs.remove(&key.to_owned());
+                self.status.clear();
+            }
+            Some(("connection", key)) => {
+                self.connections.remove(&key.to_owned());
+                self.status.clear();
+            }
             _ => self.all_changed(),
         }
     }

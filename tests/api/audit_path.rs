@@ -324,3 +324,47 @@ async fn a_lost_invalidation_connection_flushes_the_caches() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_status_page_of_another_instance_follows_a_change_despite_its_cache() {
+    let app = TestApp::spawn_with(|vars| {
+        vars.insert("CACHE_TTL_SECS".into(), "60".into());
+    })
+    .await;
+    let body = json!({"secrets": {"secret_key": STRIPE_TEST_KEY}});
+    assert_eq!(app.put_json(STRIPE, &body).await.status(), 201);
+    let (sibling, stop_sibling) = app.sibling().await;
+    let version = async || -> Value {
+        let status: Value = app
+            .client
+            .get(format!("{sibling}/api/config/status"))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        status["integrations"]
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|i| i["provider"] == "stripe" && i["environment"] == "sandbox")
+            })
+            .map(|i| i["version"].clone())
+            .unwrap_or(Value::Null)
+    };
+    // Read twice: the second answer comes from the sibling's cache.
+    assert_eq!(version().await, 1);
+    assert_eq!(version().await, 1);
+
+    let patch = json!({"settings": {"account_id": "acct_status"}});
+    assert_eq!(app.patch_json(STRIPE, &patch).await.status(), 200);
+    eventually(
+        "the sibling's status page to show the new version",
+        Duration::from_secs(5),
+        async || (version().await == 2).then_some(()),
+    )
+    .await;
+    stop_sibling.cancel();
+}

@@ -95,11 +95,15 @@ async fn cached_row(
     if let Some(row) = state.caches.configs.get(&key) {
         return Ok(row);
     }
+    let generation = state.caches.configs.generation();
     let mut conn = state.db.acquire().await?;
     let row = rows::find(&mut conn, provider.as_str(), environment.as_str())
         .await?
         .ok_or_else(|| not_configured(provider, environment))?;
-    state.caches.configs.insert(key, row.clone());
+    state
+        .caches
+        .configs
+        .insert_since(generation, key, row.clone());
     Ok(row)
 }
 

@@ -201,11 +201,15 @@ pub async fn find(
     if let Some(row) = state.caches.connections.get(&key) {
         return Ok(row);
     }
+    let generation = state.caches.connections.generation();
     let mut conn = state.db.acquire().await?;
     let row = rows::find(&mut conn, provider.as_str(), environment.as_str())
         .await?
         .ok_or_else(|| not_connected(provider, environment))?;
-    state.caches.connections.insert(key, row.clone());
+    state
+        .caches
+        .connections
+        .insert_since(generation, key, row.clone());
     Ok(row)
 }
 

@@ -61,6 +61,12 @@ impl From<DeliveryView> for DeliveryLine {
     }
 }
 
+/// A webhook id from the path; anything else names no webhook.
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::not_found("no webhook configuration has this id"))
+}
+
 /// What a test send shows as a banner.
 fn test_banner(outcome: &AttemptOutcome) -> Banner {
     match (outcome.delivered, outcome.status_code, &outcome.error) {
@@ -111,7 +117,7 @@ async fn webhooks_page(
     errors: Vec<String>,
 ) -> Result<Response, Failure> {
     let resource = Resource::webhook(None);
-    let mut hooks = attempt(
+    let listed = attempt(
         state,
         &signed.caller,
         READERS,
@@ -119,32 +125,28 @@ async fn webhooks_page(
         &resource,
         webhooks::list(state),
     )
-    .await?
-    .into_iter()
-    .map(|w| WebhookRow {
-        id: w.id.to_string(),
-        url: w.url,
-        events: w.events.join(", "),
-        provider: w.provider.map_or_else(|| "any".into(), |p| p.to_string()),
-        secret: w.secret.unwrap_or_else(|| "none".into()),
-        enabled: w.enabled,
-        description: w.description.unwrap_or_default(),
-        disabled_reason: w.disabled_reason.unwrap_or_default(),
-        warnings: w.warnings,
-        deliveries: Vec::new(),
-    })
-    .collect::<Vec<_>>();
+    .await?;
     // The caller may read webhooks (checked above); deliveries are read the same way.
-    for hook in &mut hooks {
-        let Ok(id) = hook.id.parse::<Uuid>() else {
-            continue;
-        };
-        match webhook_log::deliveries(state, id, None, RECENT_DELIVERIES).await {
-            Ok(recent) => hook.deliveries = recent.items.into_iter().map(Into::into).collect(),
+    let mut hooks = Vec::with_capacity(listed.len());
+    for w in listed {
+        let deliveries = match webhook_log::deliveries(state, w.id, None, RECENT_DELIVERIES).await {
+            Ok(recent) => recent.items.into_iter().map(Into::into).collect(),
             // Deleted between the two reads: it is listed without deliveries.
-            Err(ApiError::NotFound(_)) => {}
+            Err(ApiError::NotFound(_)) => Vec::new(),
             Err(e) => return Err(e.into()),
-        }
+        };
+        hooks.push(WebhookRow {
+            id: w.id.to_string(),
+            url: w.url,
+            events: w.events.join(", "),
+            provider: w.provider.map_or_else(|| "any".into(), |p| p.to_string()),
+            secret: w.secret.unwrap_or_else(|| "none".into()),
+            enabled: w.enabled,
+            description: w.description.unwrap_or_default(),
+            disabled_reason: w.disabled_reason.unwrap_or_default(),
+            warnings: w.warnings,
+            deliveries,
+        });
     }
     Ok(page(
         status,
@@ -261,9 +263,7 @@ pub async fn delete_webhook(
     form: PostForm,
 ) -> Result<Response, Failure> {
     let signed = form.signed;
-    let id: Uuid = id
-        .parse()
-        .map_err(|_| ApiError::not_found("no webhook configuration has this id"))?;
+    let id = parse_id(&id)?;
     let resource = Resource::webhook(Some(id.to_string()));
     attempt(
         &state,
@@ -284,9 +284,7 @@ pub async fn test_webhook(
     form: PostForm,
 ) -> Result<Response, Failure> {
     let signed = form.signed;
-    let id: Uuid = id
-        .parse()
-        .map_err(|_| ApiError::not_found("no webhook configuration has this id"))?;
+    let id = parse_id(&id)?;
     let resource = Resource::webhook(Some(id.to_string()));
     let outcome = attempt(
         &state,

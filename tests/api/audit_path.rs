@@ -31,6 +31,26 @@ async fn audited_request_ids(db: &sqlx::PgPool, action: &str) -> HashSet<String>
     .collect()
 }
 
+/// Waits until `n` invalidation listeners are listening on the test's database: until then
+/// the caches are off and every read goes to PostgreSQL.
+async fn caches_live(db: &sqlx::PgPool, n: i64) {
+    eventually(
+        &format!("{n} cache invalidation listeners"),
+        Duration::from_secs(5),
+        async || {
+            let listening: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+            )
+            .fetch_one(db)
+            .await
+            .ok()?;
+            (listening >= n).then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_burst_of_reveals_tokens_and_patches_from_two_instances_keeps_a_verifiable_chain() {
     let fake = FakeProvider::start().await;
@@ -284,6 +304,7 @@ async fn a_lost_invalidation_connection_flushes_the_caches() {
     .await;
     let body = json!({"settings": {"account_id": "acct_cached"}, "secrets": {"secret_key": STRIPE_TEST_KEY}});
     assert_eq!(app.put_json(STRIPE, &body).await.status(), 201);
+    caches_live(&app.db.pool, 1).await;
     let account = async || -> Value {
         let view: Value = app.get(STRIPE).await.json().await.expect("view");
         view["settings"]["account_id"].clone()
@@ -334,6 +355,7 @@ async fn the_status_page_of_another_instance_follows_a_change_despite_its_cache(
     let body = json!({"secrets": {"secret_key": STRIPE_TEST_KEY}});
     assert_eq!(app.put_json(STRIPE, &body).await.status(), 201);
     let (sibling, stop_sibling) = app.sibling().await;
+    caches_live(&app.db.pool, 2).await;
     let version = async || -> Value {
         let status: Value = app
             .client
@@ -354,16 +376,25 @@ async fn the_status_page_of_another_instance_follows_a_change_despite_its_cache(
             .map(|i| i["version"].clone())
             .unwrap_or(Value::Null)
     };
-    // Read twice: the second answer comes from the sibling's cache.
     assert_eq!(version().await, 1);
-    assert_eq!(version().await, 1);
+    // A change that notifies nobody (triggers off in this session): the sibling keeps
+    // answering from its cache.
+    sqlx::raw_sql(
+        "SET session_replication_role = replica;
+         UPDATE integration_configs SET version = 41;
+         RESET session_replication_role;",
+    )
+    .execute(&mut *app.db.pool.acquire().await.expect("connection"))
+    .await
+    .expect("silent update");
+    assert_eq!(version().await, 1, "the status rows come from the cache");
 
     let patch = json!({"settings": {"account_id": "acct_status"}});
     assert_eq!(app.patch_json(STRIPE, &patch).await.status(), 200);
     eventually(
         "the sibling's status page to show the new version",
         Duration::from_secs(5),
-        async || (version().await == 2).then_some(()),
+        async || (version().await == 42).then_some(()),
     )
     .await;
     stop_sibling.cancel();

@@ -14,6 +14,12 @@ use hsq_config::state::AppState;
 use hsq_config::store;
 use tracing_appender::non_blocking::WorkerGuard;
 
+/// mimalloc, not glibc's malloc: every request allocates and frees many small, short-lived
+/// buffers across the worker threads, and glibc spent about a fifth of the CPU of an audit
+/// page in malloc, free and consolidation (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Configuration management for the HubSpot–Stripe–QuickBooks bridge
 #[derive(Parser)]
 #[command(name = "hsq-config", version)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Method, header};
+use axum::http::{Method, header};
 use axum::{Router, middleware as mw};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +14,6 @@ use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Settings;
 use crate::domain::{Provider, keyring_check, monitor, oauth};
@@ -138,7 +137,7 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface. Layers run outermost first in this order: request id → request
+/// The whole HTTP surface. Layers run outermost first in this order: request id and request
 /// log → panic catching → timeout → body limit → security headers → CORS → (API only) rate
 /// limit → handler.
 pub fn router(state: AppState, background: &CancellationToken) -> Router {
@@ -210,12 +209,7 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .with_state(state);
-    for (name, value) in middleware::security_headers() {
-        app = app.layer(SetResponseHeaderLayer::if_not_present(
-            name as HeaderName,
-            value,
-        ));
-    }
+    app = app.layer(mw::map_response(middleware::security_headers));
     // Without allowed origins there is nothing for CORS to allow; the layer (whose
     // configuration is copied for every request) is left out.
     if !settings.cors_allowed_origins.is_empty() {
@@ -226,6 +220,5 @@ pub fn router(state: AppState, background: &CancellationToken) -> Router {
             middleware::timeout(timeout, req, next)
         }))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(mw::from_fn(middleware::log_request))
-        .layer(mw::from_fn(middleware::request_id))
+        .layer(mw::from_fn(middleware::request_context))
 }

@@ -19,9 +19,14 @@ use crate::http::error::{ApiError, REQUEST_ID, problem_response};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Takes the client's `x-request-id` when it is sane, else makes one; echoes it on the
-/// response and makes it available to error bodies and logs.
-pub async fn request_id(mut req: Request, next: Next) -> Response {
+/// The outermost layer, one per request: takes the client's `x-request-id` when it is sane,
+/// else makes one, echoes it on the response and makes it available to error bodies and logs;
+/// then writes the request's one log line (method, route template, status, latency, request
+/// id — never headers or bodies, so no token or secret reaches the log) and its metrics.
+/// One layer, not two: each `from_fn` layer costs a service clone and a boxed future per
+/// request.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
     let id = req
         .headers()
         .get(&X_REQUEST_ID)
@@ -37,23 +42,16 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     req.headers_mut()
         .insert(X_REQUEST_ID.clone(), value.clone());
-    let mut response = REQUEST_ID.scope(id, next.run(req)).await;
-    response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    response
-}
-
-/// One line per request: method, route template, status, latency, request id. Never headers
-/// or bodies, so no token or secret reaches the log.
-pub async fn log_request(req: Request, next: Next) -> Response {
-    let start = Instant::now();
     let method = req.method().clone();
-    let route: std::sync::Arc<str> = req
+    let route: Arc<str> = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".into(), |p| p.as_str().into());
-    let request_id = crate::http::error::current_request_id().unwrap_or_default();
-    let span = tracing::info_span!("http.request", http.method = %method, http.route = %route, request_id = %request_id);
-    let response = next.run(req).instrument(span.clone()).await;
+    let span = tracing::info_span!("http.request", http.method = %method, http.route = %route, request_id = %id);
+    let mut response = REQUEST_ID
+        .scope(id, next.run(req).instrument(span.clone()))
+        .await;
+    response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     let status_code = response.status();
     let status = status_code.as_u16();
     let elapsed = start.elapsed().as_secs_f64();
@@ -104,24 +102,31 @@ pub async fn method_not_allowed() -> Response {
 }
 
 /// Security headers for API responses; a route that sets its own keeps it.
-pub fn security_headers() -> [(HeaderName, HeaderValue); 5] {
-    [
-        (
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ),
-        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        ),
-        // Anything under the API can carry a secret; nothing is cached.
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-    ]
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 5] = [
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    ),
+    // Anything under the API can carry a secret; nothing is cached.
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+];
+
+/// Adds each security header the response has not set itself (one layer for all five).
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.entry(name).or_insert(value);
+    }
+    response
 }
 
 /// The rate-limit key: the client address, from `X-Forwarded-For` only via a trusted proxy.

@@ -11,19 +11,29 @@ use crate::domain::events::{self, EventType, NewEvent};
 use crate::domain::{Environment, Provider};
 use crate::http::error::ApiError;
 use crate::state::AppState;
-use crate::store::outbox as rows;
+use crate::store::outbox::{self as rows, Subscriber};
+
+/// The enabled endpoints, from this process's cache when it holds a fresh copy (see
+/// `store::invalidation` for how fresh).
+async fn cached_subscribers(state: &AppState) -> Result<Vec<Subscriber>, sqlx::Error> {
+    if let Some(list) = state.caches.webhooks.get(&()) {
+        return Ok(list);
+    }
+    let generation = state.caches.webhooks.generation();
+    let list = rows::all_subscribers(&state.db).await?;
+    state
+        .caches
+        .webhooks
+        .insert_since(generation, (), list.clone());
+    Ok(list)
+}
 
 /// Writes `event` and its deliveries inside the caller's transaction; returns the endpoints
 /// it goes to.
 pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<Vec<Uuid>, ApiError> {
     let provider = event.provider.map(|p| p.to_string());
     let environment = event.environment.map(|e| e.to_string());
-    let targets: Vec<Uuid> = rows::subscribers(conn, provider.as_deref())
-        .await?
-        .into_iter()
-        .filter(|s| s.events.iter().any(|p| events::matches(p, event.kind)))
-        .map(|s| s.id)
-        .collect();
+    let targets = targets(&rows::subscribers(conn, provider.as_deref()).await?, event);
     // A type only named subscriptions get (a token read) is not logged for nobody.
     if targets.is_empty() && event.kind.explicit_only() {
         return Ok(targets);
@@ -41,9 +51,29 @@ pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<Vec<Uui
     Ok(targets)
 }
 
+/// The endpoints among `subscribers` that receive `event`.
+fn targets(subscribers: &[Subscriber], event: &NewEvent) -> Vec<Uuid> {
+    let provider = event.provider.map(|p| p.as_str());
+    subscribers
+        .iter()
+        .filter(|s| s.provider.is_none() || s.provider.as_deref() == provider)
+        .filter(|s| s.events.iter().any(|p| events::matches(p, event.kind)))
+        .map(|s| s.id)
+        .collect()
+}
+
 /// Writes an event that belongs to no transaction (a failed refresh, a token read). Best
 /// effort: what caused it has happened either way, so a failure is logged, not returned.
 pub async fn record_alone(state: &AppState, event: &NewEvent) {
+    // A type only named subscriptions get (every token read) is written for nobody; the
+    // cached list of endpoints says whether anybody names it without a transaction.
+    if event.kind.explicit_only() {
+        match cached_subscribers(state).await {
+            Ok(subscribers) if targets(&subscribers, event).is_empty() => return,
+            // Subscribed, or the list could not be read: `record` decides in the transaction.
+            _ => {}
+        }
+    }
     let result = async {
         let mut tx = state.db.begin().await?;
         record(&mut tx, event).await?;

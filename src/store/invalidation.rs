@@ -25,6 +25,8 @@ pub struct Caches {
     /// The status page's rows (every config with its connection): dropped by any change to
     /// either.
     pub status: TtlCache<(), Vec<super::integrations::StatusRow>>,
+    /// Every enabled webhook endpoint with its subscriptions.
+    pub webhooks: TtlCache<(), Vec<super::outbox::Subscriber>>,
 }
 
 impl Caches {
@@ -34,6 +36,7 @@ impl Caches {
             configs: TtlCache::new(ttl),
             connections: TtlCache::new(ttl),
             status: TtlCache::new(ttl),
+            webhooks: TtlCache::new(ttl),
         }
     }
 
@@ -56,12 +59,19 @@ impl Caches {
         self.tokens.clear();
     }
 
+    /// Drops this process's list of webhook endpoints (one was created, changed or deleted
+    /// here).
+    pub fn webhooks_changed(&self) {
+        self.webhooks.clear();
+    }
+
     /// Drops everything (a restore rewrote the tables).
     pub fn all_changed(&self) {
         self.tokens.clear();
         self.configs.clear();
         self.connections.clear();
         self.status.clear();
+        self.webhooks.clear();
     }
 
     fn suspend(&self) {
@@ -69,6 +79,7 @@ impl Caches {
         self.configs.suspend();
         self.connections.suspend();
         self.status.suspend();
+        self.webhooks.suspend();
     }
 
     fn resume(&self) {
@@ -76,11 +87,11 @@ impl Caches {
         self.configs.resume();
         self.connections.resume();
         self.status.resume();
+        self.webhooks.resume();
     }
 
-    /// Applies one notification: `api_token:<hex sha-256>`, `config:<provider>/<environment>` or
-    /// `connection:<provider>/<environment>`;
-    /// anything else flushes everything.
+    /// Applies one notification: `api_token:<hex sha-256>`, `config:<provider>/<environment>`,
+    /// `connection:<provider>/<environment>` or `webhooks`; anything else flushes everything.
     fn apply(&self, payload: &str) {
         match payload.split_once(':') {
             Some(("api_token", hex)) => match hex::decode(hex) {
@@ -95,6 +106,7 @@ impl Caches {
                 self.connections.remove(&key.to_owned());
                 self.status.clear();
             }
+            None if payload == "webhooks" => self.webhooks_changed(),
             _ => self.all_changed(),
         }
     }

@@ -7,9 +7,11 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// An enabled endpoint that may receive an event: what subscription matching needs.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Subscriber {
     pub id: Uuid,
+    /// Only this provider's events; None for every provider's.
+    pub provider: Option<String>,
     pub events: Vec<String>,
 }
 
@@ -41,12 +43,19 @@ pub async fn subscribers(
     provider: Option<&str>,
 ) -> Result<Vec<Subscriber>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, events FROM webhook_configurations
+        "SELECT id, provider, events FROM webhook_configurations
           WHERE enabled AND (provider IS NULL OR provider = $1)",
     )
     .bind(provider)
     .fetch_all(conn)
     .await
+}
+
+/// Every enabled endpoint, for the in-process cache of who subscribes to what.
+pub async fn all_subscribers(db: &PgPool) -> Result<Vec<Subscriber>, sqlx::Error> {
+    sqlx::query_as("SELECT id, provider, events FROM webhook_configurations WHERE enabled")
+        .fetch_all(db)
+        .await
 }
 
 /// One pending delivery of `event_id` to each endpoint, due now; returns their ids.

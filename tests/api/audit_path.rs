@@ -31,26 +31,6 @@ async fn audited_request_ids(db: &sqlx::PgPool, action: &str) -> HashSet<String>
     .collect()
 }
 
-/// Waits until `n` invalidation listeners are listening on the test's database: until then
-/// the caches are off and every read goes to PostgreSQL.
-async fn caches_live(db: &sqlx::PgPool, n: i64) {
-    eventually(
-        &format!("{n} cache invalidation listeners"),
-        Duration::from_secs(5),
-        async || {
-            let listening: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-            )
-            .fetch_one(db)
-            .await
-            .ok()?;
-            (listening >= n).then_some(())
-        },
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn a_burst_of_reveals_tokens_and_patches_from_two_instances_keeps_a_verifiable_chain() {
     let fake = FakeProvider::start().await;
@@ -304,7 +284,7 @@ async fn a_lost_invalidation_connection_flushes_the_caches() {
     .await;
     let body = json!({"settings": {"account_id": "acct_cached"}, "secrets": {"secret_key": STRIPE_TEST_KEY}});
     assert_eq!(app.put_json(STRIPE, &body).await.status(), 201);
-    caches_live(&app.db.pool, 1).await;
+    app.caches_live(1).await;
     let account = async || -> Value {
         let view: Value = app.get(STRIPE).await.json().await.expect("view");
         view["settings"]["account_id"].clone()
@@ -355,7 +335,7 @@ async fn the_status_page_of_another_instance_follows_a_change_despite_its_cache(
     let body = json!({"secrets": {"secret_key": STRIPE_TEST_KEY}});
     assert_eq!(app.put_json(STRIPE, &body).await.status(), 201);
     let (sibling, stop_sibling) = app.sibling().await;
-    caches_live(&app.db.pool, 2).await;
+    app.caches_live(2).await;
     let version = async || -> Value {
         let status: Value = app
             .client

@@ -206,3 +206,41 @@ async fn the_hard_five_year_expiry_is_kept_shown_and_announced() {
     let body = receiver.received()[0].json();
     assert!(body["data"]["refresh_hard_expires_at"].is_string());
 }
+
+#[tokio::test]
+async fn an_endpoint_subscribed_on_one_instance_receives_token_reads_made_on_another() {
+    let fake = FakeProvider::start().await;
+    let app = spawn(&fake, |v| {
+        v.insert("WEBHOOK_ALLOW_PRIVATE_TARGETS".into(), "true".into());
+    })
+    .await;
+    let (other, _stop) = app.sibling().await;
+    app.caches_live(2).await;
+    configure(&app, &app.address, "quickbooks").await;
+    connect(&app, "quickbooks").await;
+    let service = app.token("service").await;
+    // The other instance reads a token while no endpoint names the type: it now holds the
+    // endpoint list, empty, in its cache.
+    let r = get_token(&app.client, &other, &service, "quickbooks").await;
+    assert_eq!(r.status(), 200);
+
+    let named = Receiver::start().await;
+    subscribe(&app, &named, json!(["oauth.token_retrieved"])).await;
+    // The subscription made on this instance reaches the other one's cache within the
+    // invalidation bound; from then on its token reads are delivered.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = get_token(&app.client, &other, &service, "quickbooks").await;
+        assert_eq!(r.status(), 200);
+        if types(&named).iter().any(|t| t == "oauth.token_retrieved") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no token read from the other instance was delivered within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered = received(&named, 1).await;
+    assert!(delivered.iter().all(|t| t == "oauth.token_retrieved"));
+}

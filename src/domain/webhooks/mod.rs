@@ -187,6 +187,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
+    state.caches.webhooks_changed();
     Ok(WebhookCreated {
         webhook: row.try_into()?,
         signing_secret: generated.map(|s| s.expose_secret().to_owned()),
@@ -248,6 +249,7 @@ pub async fn patch(
     )
     .await?;
     tx.commit().await?;
+    state.caches.webhooks_changed();
     updated.try_into()
 }
 
@@ -268,6 +270,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), A
     )
     .await?;
     tx.commit().await?;
+    state.caches.webhooks_changed();
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use base64::Engine;
 use hsq_config::app::Application;
@@ -189,6 +190,26 @@ impl TestApp {
     /// A second instance sharing this one's database, Redis prefix and key.
     pub async fn sibling(&self) -> (String, CancellationToken) {
         start(&self.vars).await.expect("the sibling app starts")
+    }
+
+    /// Waits until `n` cache invalidation listeners are listening on the test's database:
+    /// until then an instance's caches are off and every read goes to PostgreSQL.
+    pub async fn caches_live(&self, n: i64) {
+        crate::support::wait::eventually(
+            &format!("{n} cache invalidation listeners"),
+            Duration::from_secs(5),
+            async || {
+                let listening: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+                )
+                .fetch_one(&self.db.pool)
+                .await
+                .ok()?;
+                (listening >= n).then_some(())
+            },
+        )
+        .await;
     }
 
     /// The state of an app spawned in this process.

@@ -14,11 +14,12 @@ use hsq_config::state::AppState;
 use hsq_config::store;
 use tracing_appender::non_blocking::WorkerGuard;
 
-/// mimalloc, not glibc's malloc: every request allocates and frees many small, short-lived
+/// jemalloc, not glibc's malloc: every request allocates and frees many small, short-lived
 /// buffers across the worker threads, and glibc spent about a fifth of the CPU of an audit
-/// page in malloc, free and consolidation (docs/benchmarks.md).
+/// page in malloc, free and consolidation. mimalloc was as fast but held nearly twice the
+/// memory (a 62 MiB peak against jemalloc's 39; docs/benchmarks.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Configuration management for the HubSpot–Stripe–QuickBooks bridge
 #[derive(Parser)]
@@ -153,6 +154,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Log lines that may wait for the writer thread.
+const LOG_QUEUE_LINES: usize = 8_192;
+
 /// Settings for the server. Log lines go to stdout through a writer thread that writes them
 /// in batches (no line is dropped: a full queue makes the logger wait), so a request never
 /// waits on the pipe; the guard flushes what is queued when the process ends.
@@ -160,6 +164,10 @@ fn load_settings() -> anyhow::Result<(Settings, WorkerGuard)> {
     let settings = Settings::from_env()?;
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // The queue's default bound, 128,000 lines, let a burst of request logs hold tens of
+        // MiB while the writer caught up; this bound keeps it to a few (a full queue makes
+        // the logging request wait, so nothing is dropped).
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         // The writer thread flushes after each batch it drains: one write for many lines.
         .finish(std::io::BufWriter::with_capacity(
             64 * 1024,

@@ -159,20 +159,26 @@ pub async fn authenticate(
         .last_used_at
         .is_none_or(|t| chrono::Utc::now() - t > chrono::Duration::minutes(1));
     if stale {
-        match store::api_tokens::touch(&state.db, row.id).await {
-            Ok(()) => row.last_used_at = Some(chrono::Utc::now()),
-            Err(e) => tracing::warn!(error = %e, "could not record token use"),
+        // The cached row is marked first, so the requests that arrive while the write runs
+        // see a fresh mark and do not all queue on the same row to write it too (under load
+        // that pile-up stalled every request of the token for a moment, once a minute). The
+        // mark is bookkeeping with a minute's resolution: a failed write is only logged.
+        let now = chrono::Utc::now();
+        state
+            .caches
+            .tokens
+            .update(&hash, |cached| cached.last_used_at = Some(now));
+        row.last_used_at = Some(now);
+        if let Err(e) = store::api_tokens::touch(&state.db, row.id).await {
+            tracing::warn!(error = %e, "could not record token use");
         }
     }
-    // A hit keeps its entry's age (the TTL bounds how long a row read once is believed);
-    // a hit whose use was just recorded is read afresh next time.
+    // A hit keeps its entry's age: the TTL bounds how long a row read once is believed.
     if !from_cache {
         state
             .caches
             .tokens
             .insert_since(generation, hash, row.clone());
-    } else if stale {
-        state.caches.tokens.remove(&hash);
     }
     Ok(Caller {
         token_id: Some(row.id),

@@ -88,6 +88,14 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         entries.insert(key, (value, Instant::now()));
     }
 
+    /// Changes the entry of `key`, if there is one, in place: it keeps its age, and nothing
+    /// is invalidated (for bookkeeping this process does itself, like a token's last use).
+    pub fn update(&self, key: &K, change: impl FnOnce(&mut V)) {
+        if let Some((value, _)) = self.entries().get_mut(key) {
+            change(value);
+        }
+    }
+
     pub fn remove(&self, key: &K) {
         let mut entries = self.entries();
         entries.remove(key);

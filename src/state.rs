@@ -12,11 +12,16 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 use crate::infra::breaker::Breakers;
+use crate::infra::cache::FixedCache;
 use crate::infra::crypto::KeyRing;
 use crate::infra::redis::Redis;
 use crate::store;
+use crate::store::audit::RenderedRow;
 use crate::store::audit_batch::AuditBatcher;
 use crate::store::invalidation::Caches;
+
+/// How many rendered audit rows a process keeps: four pages of the largest size, about 2 MiB.
+const AUDIT_ROWS_CACHED: usize = 2_048;
 
 /// Shared by every handler through `State`, and by background jobs and CLI commands. One
 /// `Arc`: the router clones the state for every request, so a clone must cost one increment.
@@ -52,6 +57,8 @@ pub struct Shared {
     pub caches: Arc<Caches>,
     /// The group-committing writer of audit rows that stand alone (read audits, refusals).
     pub audit_batch: AuditBatcher,
+    /// Audit rows as the listing renders them, by id and time (`domain::audit_log`).
+    pub audit_rows: FixedCache<(i64, i64), Arc<RenderedRow>>,
 }
 
 impl AppState {
@@ -84,6 +91,7 @@ impl AppState {
             http,
             monitor_last: Arc::new(Mutex::new(None)),
             caches: Arc::new(Caches::new(settings.cache_ttl)),
+            audit_rows: FixedCache::new(AUDIT_ROWS_CACHED),
             settings: Arc::new(settings),
         })))
     }

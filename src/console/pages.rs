@@ -286,16 +286,17 @@ pub async fn audit_page(
             });
             let rows = p
                 .items
-                .into_iter()
+                .iter()
+                .map(|rendered| &rendered.row)
                 .map(|e| AuditRowView {
                     at: e.occurred_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                    actor: e.actor,
+                    actor: e.actor_name.clone(),
                     console: e
                         .user_agent
                         .as_deref()
                         .is_some_and(|u| u.starts_with(CONSOLE_AGENT)),
-                    action: e.action,
-                    resource: e.resource_id.unwrap_or(e.resource_type),
+                    action: e.action.clone(),
+                    resource: e.resource_id.clone().unwrap_or(e.resource_type.clone()),
                     success: e.success,
                     details: e.details.get().chars().take(400).collect(),
                 })

@@ -10,6 +10,9 @@
 //! A read that began before an invalidation must not put back what the invalidation removed:
 //! every removal bumps the cache's generation, and [`TtlCache::insert_since`] stores a value
 //! only when no removal happened since the read began.
+//!
+//! What never changes once written needs none of that: [`FixedCache`] only keeps itself
+//! bounded.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -121,6 +124,48 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// A bounded map of values that never change once written (rendered audit rows): nothing to
+/// invalidate and nothing to expire, so it is always on. Past `capacity` entries it starts over.
+pub struct FixedCache<K, V> {
+    capacity: usize,
+    entries: Mutex<HashMap<K, V>>,
+}
+
+impl<K: Eq + Hash, V: Clone> FixedCache<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The value of every key, in order, under one lock.
+    pub fn get_many<'k>(&self, keys: impl IntoIterator<Item = &'k K>) -> Vec<Option<V>>
+    where
+        K: 'k,
+    {
+        let entries = self.entries();
+        keys.into_iter().map(|k| entries.get(k).cloned()).collect()
+    }
+
+    pub fn insert(&self, key: K, value: V) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries();
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(key, value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +201,22 @@ mod tests {
         assert_eq!(cache.get(&1), None);
         cache.insert_since(cache.generation(), 1, "fresh");
         assert_eq!(cache.get(&1), Some("fresh"));
+    }
+
+    #[test]
+    fn a_fixed_cache_answers_in_key_order_and_stays_bounded() {
+        let cache = FixedCache::new(2);
+        cache.insert(1, "a");
+        cache.insert(2, "b");
+        assert_eq!(cache.get_many(&[2, 3, 1]), vec![Some("b"), None, Some("a")]);
+        cache.insert(3, "c");
+        assert_eq!(
+            cache.get_many(&[1, 2, 3]),
+            vec![None, None, Some("c")],
+            "full: it started over"
+        );
+        let off = FixedCache::new(0);
+        off.insert(1, "a");
+        assert_eq!(off.get_many(&[1]), vec![None]);
     }
 }

@@ -123,6 +123,88 @@ async fn filters_and_cursor_pagination_walk_the_log_newest_first() {
     }
 }
 
+/// The body of `GET /api/config/audit?limit=500` from the instance at `base`.
+async fn listing(app: &TestApp, base: &str) -> String {
+    let r = app
+        .client
+        .get(format!("{base}/api/config/audit?limit=500"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("GET audit");
+    assert_eq!(r.status(), 200);
+    r.text().await.expect("body")
+}
+
+/// A process renders each row once and keeps it (audit rows never change): the same page
+/// reads the same from a cold and a warm cache and from another instance; a row that is gone
+/// leaves every page at once, because which rows a page holds is always read from the table;
+/// an edit made in the database behind the service's back shows only where the row was not
+/// rendered yet.
+#[tokio::test]
+async fn each_row_is_rendered_once_and_a_page_holds_only_rows_still_in_the_table() {
+    let app = TestApp::spawn().await;
+    let stripe = "/api/config/integrations/stripe/sandbox";
+    app.put_json(stripe, &json!({"secrets": {"secret_key": STRIPE_TEST_KEY}}))
+        .await;
+    for _ in 0..3 {
+        app.post_json(&format!("{stripe}/reveal"), &json!({})).await;
+    }
+    let cold = listing(&app, &app.url("")).await;
+    assert_eq!(listing(&app, &app.url("")).await, cold, "warm equals cold");
+    let (sibling, stop_sibling) = app.sibling().await;
+    assert_eq!(
+        listing(&app, &sibling).await,
+        cold,
+        "another process renders the same"
+    );
+
+    let newest: i64 = sqlx::query_scalar("SELECT max(id) FROM configuration_audit_logs")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("newest row");
+    sqlx::query("UPDATE configuration_audit_logs SET actor_name = 'mallory' WHERE id = $1")
+        .bind(newest)
+        .execute(&app.db.pool)
+        .await
+        .expect("edit behind the service's back");
+    assert_eq!(
+        listing(&app, &app.url("")).await,
+        cold,
+        "rendered once, kept"
+    );
+    let (fresh, stop_fresh) = app.sibling().await;
+    let edited: Value = serde_json::from_str(&listing(&app, &fresh).await).expect("json");
+    assert_eq!(edited["items"][0]["id"], newest);
+    assert_eq!(
+        edited["items"][0]["actor"], "mallory",
+        "a new process reads the table"
+    );
+
+    let oldest: i64 = sqlx::query_scalar("SELECT min(id) FROM configuration_audit_logs")
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("oldest row");
+    sqlx::query("DELETE FROM configuration_audit_logs WHERE id = $1")
+        .bind(oldest)
+        .execute(&app.db.pool)
+        .await
+        .expect("delete a row");
+    for base in [app.url(""), sibling] {
+        let after: Value = serde_json::from_str(&listing(&app, &base).await).expect("json");
+        let ids: Vec<i64> = after["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| i["id"].as_i64())
+            .collect();
+        assert_eq!(ids.len(), 3, "{base}: {ids:?}");
+        assert!(!ids.contains(&oldest), "{base}: the deleted row is gone");
+    }
+    stop_sibling.cancel();
+    stop_fresh.cancel();
+}
+
 #[tokio::test]
 async fn when_the_audit_row_cannot_be_written_the_change_is_rolled_back_with_503() {
     let app = TestApp::spawn().await;

@@ -31,24 +31,48 @@ async fn cached_subscribers(state: &AppState) -> Result<Vec<Subscriber>, sqlx::E
 /// Writes `event` and its deliveries inside the caller's transaction; returns the endpoints
 /// it goes to.
 pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<Vec<Uuid>, ApiError> {
-    let provider = event.provider.map(|p| p.to_string());
-    let environment = event.environment.map(|e| e.to_string());
-    let targets = targets(&rows::subscribers(conn, provider.as_deref()).await?, event);
-    // A type only named subscriptions get (a token read) is not logged for nobody.
-    if targets.is_empty() && event.kind.explicit_only() {
-        return Ok(targets);
+    subscribers(conn).await?.record(conn, event).await
+}
+
+/// Every enabled endpoint, read in the caller's transaction. A change that locks a row reads
+/// them before it does, so the read is not made while others wait on the lock; its events go
+/// to the endpoints enabled when it began.
+pub async fn subscribers(conn: &mut PgConnection) -> Result<Subscribers, ApiError> {
+    Ok(Subscribers(rows::all_subscribers(conn).await?))
+}
+
+/// What [`subscribers`] read.
+pub struct Subscribers(Vec<Subscriber>);
+
+impl Subscribers {
+    /// Writes `event` and its deliveries inside the caller's transaction; returns the
+    /// endpoints it goes to.
+    pub async fn record(
+        &self,
+        conn: &mut PgConnection,
+        event: &NewEvent,
+    ) -> Result<Vec<Uuid>, ApiError> {
+        let targets = targets(&self.0, event);
+        // A type only named subscriptions get (a token read) is not logged for nobody.
+        if targets.is_empty() && event.kind.explicit_only() {
+            return Ok(targets);
+        }
+        let provider = event.provider.map(|p| p.to_string());
+        let environment = event.environment.map(|e| e.to_string());
+        rows::insert_event(
+            conn,
+            event.id,
+            event.kind.as_str(),
+            provider.as_deref(),
+            environment.as_deref(),
+            &event.payload(),
+        )
+        .await?;
+        if !targets.is_empty() {
+            rows::insert_deliveries(conn, event.id, &targets).await?;
+        }
+        Ok(targets)
     }
-    rows::insert_event(
-        conn,
-        event.id,
-        event.kind.as_str(),
-        provider.as_deref(),
-        environment.as_deref(),
-        &event.payload(),
-    )
-    .await?;
-    rows::insert_deliveries(conn, event.id, &targets).await?;
-    Ok(targets)
 }
 
 /// The endpoints among `subscribers` that receive `event`.

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 /// An enabled endpoint that may receive an event: what subscription matching needs.
@@ -37,22 +37,9 @@ pub async fn insert_event(
     .map(|_| ())
 }
 
-/// Enabled endpoints for all providers or for `provider`.
-pub async fn subscribers(
-    conn: &mut PgConnection,
-    provider: Option<&str>,
-) -> Result<Vec<Subscriber>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, provider, events FROM webhook_configurations
-          WHERE enabled AND (provider IS NULL OR provider = $1)",
-    )
-    .bind(provider)
-    .fetch_all(conn)
-    .await
-}
-
-/// Every enabled endpoint, for the in-process cache of who subscribes to what.
-pub async fn all_subscribers(db: &PgPool) -> Result<Vec<Subscriber>, sqlx::Error> {
+/// Every enabled endpoint with what it subscribes to: for the in-process cache of who
+/// subscribes to what, and read in a change's transaction to pick its event's targets.
+pub async fn all_subscribers(db: impl PgExecutor<'_>) -> Result<Vec<Subscriber>, sqlx::Error> {
     sqlx::query_as("SELECT id, provider, events FROM webhook_configurations WHERE enabled")
         .fetch_all(db)
         .await

@@ -160,6 +160,7 @@ pub async fn put(
         .map_err(ApiError::Validation)?;
 
     let mut tx = state.db.begin().await?;
+    let subscribers = outbox::subscribers(&mut tx).await?;
     let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str()).await?;
     if let Some(p) = precondition {
         p.check(existing.as_ref().map(|r| r.version))?;
@@ -202,7 +203,7 @@ pub async fn put(
         ),
     )
     .await?;
-    outbox::record(&mut tx, &event).await?;
+    subscribers.record(&mut tx, &event).await?;
     tx.commit().await?;
     state
         .caches
@@ -237,6 +238,7 @@ pub async fn patch(
     // The patch's own shape is judged before the stored row (and its version) is looked at.
     Snapshot::default().patched(&patch)?;
     let mut tx = state.db.begin().await?;
+    let subscribers = outbox::subscribers(&mut tx).await?;
     let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str())
         .await?
         .ok_or_else(|| not_configured(provider, environment))?;
@@ -280,7 +282,7 @@ pub async fn patch(
         ),
     )
     .await?;
-    outbox::record(&mut tx, &event).await?;
+    subscribers.record(&mut tx, &event).await?;
     tx.commit().await?;
     state
         .caches
@@ -296,6 +298,7 @@ pub async fn delete(
     precondition: Option<Precondition>,
 ) -> Result<(), ApiError> {
     let mut tx = state.db.begin().await?;
+    let subscribers = outbox::subscribers(&mut tx).await?;
     let existing = rows::find_for_update(&mut tx, provider.as_str(), environment.as_str())
         .await?
         .ok_or_else(|| not_configured(provider, environment))?;
@@ -322,7 +325,7 @@ pub async fn delete(
         &json!({}),
         existing.version,
     );
-    outbox::record(&mut tx, &event).await?;
+    subscribers.record(&mut tx, &event).await?;
     tx.commit().await?;
     state
         .caches

@@ -134,7 +134,11 @@ pub fn row(
 /// Writes an audit row inside the caller's transaction. If it fails, the change must not
 /// happen: the error is a 503 and the transaction is rolled back when dropped.
 pub async fn write(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), ApiError> {
-    let result = rows::insert(conn, row).await;
+    written(rows::insert(conn, row).await)
+}
+
+/// Counts an audit write; a failed one is the 503 that keeps the change from happening.
+pub(crate) fn written(result: Result<(), sqlx::Error>) -> Result<(), ApiError> {
     crate::infra::metrics::AUDIT_WRITES
         .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
         .inc();

@@ -7,10 +7,12 @@ use uuid::Uuid;
 
 use serde_json::{Value, json};
 
+use crate::domain::audit;
 use crate::domain::events::{self, EventType, NewEvent};
 use crate::domain::{Environment, Provider};
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use crate::store::audit::NewAuditRow;
 use crate::store::outbox::{self as rows, Subscriber};
 
 /// The enabled endpoints, from this process's cache when it holds a fresh copy (see
@@ -53,25 +55,44 @@ impl Subscribers {
         event: &NewEvent,
     ) -> Result<Vec<Uuid>, ApiError> {
         let targets = targets(&self.0, event);
-        // A type only named subscriptions get (a token read) is not logged for nobody.
-        if targets.is_empty() && event.kind.explicit_only() {
-            return Ok(targets);
-        }
+        self.write(conn, None, event, &targets).await?;
+        Ok(targets)
+    }
+
+    /// Writes a change's audit row, its event and the event's deliveries in one statement
+    /// inside the change's transaction (one round trip while it holds its row lock). A failure
+    /// is `audit_unavailable`: the change must not commit without its audit row.
+    pub async fn record_audited(
+        &self,
+        conn: &mut PgConnection,
+        audit_row: &NewAuditRow,
+        event: &NewEvent,
+    ) -> Result<Vec<Uuid>, ApiError> {
+        let targets = targets(&self.0, event);
+        audit::written(self.write(conn, Some(audit_row), event, &targets).await)?;
+        Ok(targets)
+    }
+
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        audit_row: Option<&NewAuditRow>,
+        event: &NewEvent,
+        targets: &[Uuid],
+    ) -> Result<(), sqlx::Error> {
         let provider = event.provider.map(|p| p.to_string());
         let environment = event.environment.map(|e| e.to_string());
-        rows::insert_event(
-            conn,
-            event.id,
-            event.kind.as_str(),
-            provider.as_deref(),
-            environment.as_deref(),
-            &event.payload(),
-        )
-        .await?;
-        if !targets.is_empty() {
-            rows::insert_deliveries(conn, event.id, &targets).await?;
-        }
-        Ok(targets)
+        let payload = event.payload();
+        // A type only named subscriptions get (a token read) is not logged for nobody.
+        let logged = !(targets.is_empty() && event.kind.explicit_only());
+        let row = logged.then(|| rows::NewEventRow {
+            id: event.id,
+            event_type: event.kind.as_str(),
+            provider: provider.as_deref(),
+            environment: environment.as_deref(),
+            payload: &payload,
+        });
+        rows::insert_records(conn, audit_row, row.as_ref(), targets).await
     }
 }
 

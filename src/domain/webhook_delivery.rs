@@ -298,11 +298,13 @@ pub async fn send_test(state: &AppState, webhook_id: Uuid) -> Result<AttemptOutc
     }
     rows::insert_event(
         &mut tx,
-        event.id,
-        event.kind.as_str(),
-        None,
-        None,
-        &event.payload(),
+        &rows::NewEventRow {
+            id: event.id,
+            event_type: event.kind.as_str(),
+            provider: None,
+            environment: None,
+            payload: &event.payload(),
+        },
     )
     .await?;
     let ids = rows::insert_deliveries(&mut tx, event.id, &[webhook_id]).await?;

@@ -46,31 +46,39 @@ pub struct AuditRow {
     pub chain_seq: Option<i64>,
 }
 
-/// The one audit insert path: a plain INSERT in the caller's transaction (or on its own,
-/// committed when it returns). No lock is taken; the sequencer chains the row shortly after
-/// it commits (`domain::audit_chain`).
-pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// Pushes `INSERT INTO configuration_audit_logs (…) VALUES (…), …` for `rows`: the column list
+/// every audit write uses. A plain INSERT: no lock is taken; the sequencer chains the rows
+/// shortly after they commit (`domain::audit_chain`).
+pub fn push_insert<'a>(
+    q: &mut QueryBuilder<'a, Postgres>,
+    rows: impl IntoIterator<Item = &'a NewAuditRow>,
+) {
+    q.push(
         "INSERT INTO configuration_audit_logs
            (actor_token_id, actor_name, actor_ip, request_id, user_agent, action, resource_type,
-            resource_id, provider, environment, success, details)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(row.actor_token_id)
-    .bind(&row.actor_name)
-    .bind(&row.actor_ip)
-    .bind(&row.request_id)
-    .bind(&row.user_agent)
-    .bind(&row.action)
-    .bind(&row.resource_type)
-    .bind(&row.resource_id)
-    .bind(&row.provider)
-    .bind(&row.environment)
-    .bind(row.success)
-    .bind(sqlx::types::Json(&row.details))
-    .execute(conn)
-    .await
-    .map(|_| ())
+            resource_id, provider, environment, success, details) ",
+    );
+    q.push_values(rows, |mut b, row| {
+        b.push_bind(row.actor_token_id)
+            .push_bind(&row.actor_name)
+            .push_bind(&row.actor_ip)
+            .push_bind(&row.request_id)
+            .push_bind(&row.user_agent)
+            .push_bind(&row.action)
+            .push_bind(&row.resource_type)
+            .push_bind(&row.resource_id)
+            .push_bind(&row.provider)
+            .push_bind(&row.environment)
+            .push_bind(row.success)
+            .push_bind(sqlx::types::Json(&row.details));
+    });
+}
+
+/// One audit row in the caller's transaction (or on its own, committed when it returns).
+pub async fn insert(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), sqlx::Error> {
+    let mut q = QueryBuilder::new("");
+    push_insert(&mut q, [row]);
+    q.build().execute(conn).await.map(|_| ())
 }
 
 /// An audit row as the listing reads it: its details left as the JSON text PostgreSQL sent,

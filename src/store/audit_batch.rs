@@ -6,7 +6,7 @@
 //!
 //! Rows that belong to a change are not batched: they commit in the change's transaction.
 
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgPool, QueryBuilder};
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::NewAuditRow;
@@ -68,24 +68,7 @@ async fn insert_all<'a>(
     db: &PgPool,
     rows: impl Iterator<Item = &'a NewAuditRow>,
 ) -> Result<(), sqlx::Error> {
-    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-        "INSERT INTO configuration_audit_logs
-           (actor_token_id, actor_name, actor_ip, request_id, user_agent, action, resource_type,
-            resource_id, provider, environment, success, details) ",
-    );
-    q.push_values(rows, |mut b, row| {
-        b.push_bind(row.actor_token_id)
-            .push_bind(&row.actor_name)
-            .push_bind(&row.actor_ip)
-            .push_bind(&row.request_id)
-            .push_bind(&row.user_agent)
-            .push_bind(&row.action)
-            .push_bind(&row.resource_type)
-            .push_bind(&row.resource_id)
-            .push_bind(&row.provider)
-            .push_bind(&row.environment)
-            .push_bind(row.success)
-            .push_bind(sqlx::types::Json(&row.details));
-    });
+    let mut q = QueryBuilder::new("");
+    super::audit::push_insert(&mut q, rows);
     q.build().execute(db).await.map(|_| ())
 }

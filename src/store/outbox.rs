@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
+
+use super::audit::NewAuditRow;
 use uuid::Uuid;
 
 /// An enabled endpoint that may receive an event: what subscription matching needs.
@@ -15,26 +17,92 @@ pub struct Subscriber {
     pub events: Vec<String>,
 }
 
-pub async fn insert_event(
-    conn: &mut PgConnection,
-    id: Uuid,
-    event_type: &str,
-    provider: Option<&str>,
-    environment: Option<&str>,
-    payload: &Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO webhook_events (id, event_type, provider, environment, payload)
-         VALUES ($1, $2, $3, $4, $5)",
+/// An event as written.
+#[derive(Debug)]
+pub struct NewEventRow<'a> {
+    pub id: Uuid,
+    pub event_type: &'a str,
+    pub provider: Option<&'a str>,
+    pub environment: Option<&'a str>,
+    pub payload: &'a Value,
+}
+
+fn push_event<'a>(q: &mut QueryBuilder<'a, Postgres>, e: &NewEventRow<'a>) {
+    q.push("INSERT INTO webhook_events (id, event_type, provider, environment, payload) VALUES (")
+        .push_bind(e.id)
+        .push(", ")
+        .push_bind(e.event_type)
+        .push(", ")
+        .push_bind(e.provider)
+        .push(", ")
+        .push_bind(e.environment)
+        .push(", ")
+        .push_bind(e.payload)
+        .push(")");
+}
+
+fn push_deliveries<'a>(q: &mut QueryBuilder<'a, Postgres>, event_id: Uuid, targets: &'a [Uuid]) {
+    q.push(
+        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, next_attempt_at)
+         SELECT gen_random_uuid(), w, ",
     )
-    .bind(id)
-    .bind(event_type)
-    .bind(provider)
-    .bind(environment)
-    .bind(payload)
-    .execute(conn)
-    .await
-    .map(|_| ())
+    .push_bind(event_id)
+    .push(", clock_timestamp() FROM unnest(")
+    .push_bind(targets)
+    .push("::uuid[]) AS w RETURNING id");
+}
+
+pub async fn insert_event(conn: &mut PgConnection, e: &NewEventRow<'_>) -> Result<(), sqlx::Error> {
+    let mut q = QueryBuilder::new("");
+    push_event(&mut q, e);
+    q.build().execute(conn).await.map(|_| ())
+}
+
+/// What a change leaves beside itself, written by one statement (data-modifying `WITH`
+/// clauses), so it costs one round trip while the change holds its row lock: the change's
+/// audit row, its event, and one pending delivery of the event per target. Nothing is written
+/// when all three are empty.
+pub async fn insert_records(
+    conn: &mut PgConnection,
+    audit: Option<&NewAuditRow>,
+    event: Option<&NewEventRow<'_>>,
+    targets: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    enum Part<'a> {
+        Audit(&'a NewAuditRow),
+        Event(&'a NewEventRow<'a>),
+        Deliveries(Uuid, &'a [Uuid]),
+    }
+    let mut parts = Vec::with_capacity(3);
+    parts.extend(audit.map(Part::Audit));
+    if let Some(e) = event {
+        parts.push(Part::Event(e));
+        if !targets.is_empty() {
+            parts.push(Part::Deliveries(e.id, targets));
+        }
+    }
+    let count = parts.len();
+    if count == 0 {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::new("");
+    for (i, part) in parts.into_iter().enumerate() {
+        // Every part but the last is a `WITH` clause of the last.
+        let clause = i + 1 < count;
+        if clause {
+            q.push(if i == 0 { "WITH " } else { ", " })
+                .push(format_args!("r{i} AS ("));
+        }
+        match part {
+            Part::Audit(row) => super::audit::push_insert(&mut q, [row]),
+            Part::Event(e) => push_event(&mut q, e),
+            Part::Deliveries(id, targets) => push_deliveries(&mut q, id, targets),
+        }
+        if clause {
+            q.push(") ");
+        }
+    }
+    q.build().execute(conn).await.map(|_| ())
 }
 
 /// Every enabled endpoint with what it subscribes to: for the in-process cache of who
@@ -51,15 +119,9 @@ pub async fn insert_deliveries(
     event_id: Uuid,
     webhook_ids: &[Uuid],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, next_attempt_at)
-         SELECT gen_random_uuid(), w, $1, clock_timestamp() FROM unnest($2::uuid[]) AS w
-         RETURNING id",
-    )
-    .bind(event_id)
-    .bind(webhook_ids)
-    .fetch_all(conn)
-    .await
+    let mut q = QueryBuilder::new("");
+    push_deliveries(&mut q, event_id, webhook_ids);
+    q.build_query_scalar().fetch_all(conn).await
 }
 
 /// A delivery claimed for one attempt, with what the attempt needs.

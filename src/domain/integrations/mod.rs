@@ -192,18 +192,16 @@ pub async fn put(
         EventType::ConfigCreated
     };
     let event = config_event(kind, provider, environment, &details, row.version);
-    audit::write(
-        &mut tx,
-        &audit::row(
-            caller,
-            action,
-            &Resource::integration(provider, environment),
-            true,
-            details,
-        ),
-    )
-    .await?;
-    subscribers.record(&mut tx, &event).await?;
+    let audit_row = audit::row(
+        caller,
+        action,
+        &Resource::integration(provider, environment),
+        true,
+        details,
+    );
+    subscribers
+        .record_audited(&mut tx, &audit_row, &event)
+        .await?;
     tx.commit().await?;
     state
         .caches
@@ -271,18 +269,16 @@ pub async fn patch(
         &details,
         row.version,
     );
-    audit::write(
-        &mut tx,
-        &audit::row(
-            caller,
-            "config_patched",
-            &Resource::integration(provider, environment),
-            true,
-            details,
-        ),
-    )
-    .await?;
-    subscribers.record(&mut tx, &event).await?;
+    let audit_row = audit::row(
+        caller,
+        "config_patched",
+        &Resource::integration(provider, environment),
+        true,
+        details,
+    );
+    subscribers
+        .record_audited(&mut tx, &audit_row, &event)
+        .await?;
     tx.commit().await?;
     state
         .caches
@@ -307,17 +303,6 @@ pub async fn delete(
     }
     let tokens = crate::store::oauth_tokens::count_for_config(&mut tx, existing.id).await?;
     rows::delete(&mut tx, existing.id).await?;
-    audit::write(
-        &mut tx,
-        &audit::row(
-            caller,
-            "config_deleted",
-            &Resource::integration(provider, environment),
-            true,
-            json!({ "version": existing.version, "oauth_tokens_removed": tokens }),
-        ),
-    )
-    .await?;
     let event = config_event(
         EventType::ConfigDeleted,
         provider,
@@ -325,7 +310,16 @@ pub async fn delete(
         &json!({}),
         existing.version,
     );
-    subscribers.record(&mut tx, &event).await?;
+    let audit_row = audit::row(
+        caller,
+        "config_deleted",
+        &Resource::integration(provider, environment),
+        true,
+        json!({ "version": existing.version, "oauth_tokens_removed": tokens }),
+    );
+    subscribers
+        .record_audited(&mut tx, &audit_row, &event)
+        .await?;
     tx.commit().await?;
     state
         .caches

@@ -138,7 +138,7 @@ pub async fn write(conn: &mut PgConnection, row: &NewAuditRow) -> Result<(), Api
 }
 
 /// Counts an audit write; a failed one is the 503 that keeps the change from happening.
-pub(crate) fn written(result: Result<(), sqlx::Error>) -> Result<(), ApiError> {
+pub(crate) fn written<T>(result: Result<T, sqlx::Error>) -> Result<T, ApiError> {
     crate::infra::metrics::AUDIT_WRITES
         .with_label_values(&[if result.is_ok() { "ok" } else { "failed" }])
         .inc();

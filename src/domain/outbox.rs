@@ -13,7 +13,7 @@ use crate::domain::{Environment, Provider};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::audit::NewAuditRow;
-use crate::store::outbox::{self as rows, Subscriber};
+use crate::store::outbox::{self as rows, Records, Subscriber};
 
 /// The enabled endpoints, from this process's cache when it holds a fresh copy (see
 /// `store::invalidation` for how fresh).
@@ -54,45 +54,63 @@ impl Subscribers {
         conn: &mut PgConnection,
         event: &NewEvent,
     ) -> Result<Vec<Uuid>, ApiError> {
-        let targets = targets(&self.0, event);
-        self.write(conn, None, event, &targets).await?;
-        Ok(targets)
+        let prepared = self.prepare(event);
+        rows::insert_records(conn, prepared.records(None)).await?;
+        Ok(prepared.targets)
     }
 
-    /// Writes a change's audit row, its event and the event's deliveries in one statement
-    /// inside the change's transaction (one round trip while it holds its row lock). A failure
-    /// is `audit_unavailable`: the change must not commit without its audit row.
-    pub async fn record_audited(
+    /// `event` ready to be written beside a change: its targets picked among these endpoints.
+    pub fn prepare(&self, event: &NewEvent) -> Prepared {
+        let targets = targets(&self.0, event);
+        Prepared {
+            // A type only named subscriptions get (a token read) is not logged for nobody.
+            logged: !(targets.is_empty() && event.kind.explicit_only()),
+            id: event.id,
+            kind: event.kind,
+            provider: event.provider.map(|p| p.to_string()),
+            environment: event.environment.map(|e| e.to_string()),
+            payload: event.payload(),
+            targets,
+        }
+    }
+}
+
+/// An event as [`Subscribers::prepare`] made it ready.
+pub struct Prepared {
+    logged: bool,
+    id: Uuid,
+    kind: EventType,
+    provider: Option<String>,
+    environment: Option<String>,
+    payload: Value,
+    targets: Vec<Uuid>,
+}
+
+impl Prepared {
+    /// Writes the event, its deliveries and a change's `audit_row` in one statement inside
+    /// the change's transaction. A failure is `audit_unavailable`: the change must not commit
+    /// without its audit row.
+    pub async fn write_audited(
         &self,
         conn: &mut PgConnection,
         audit_row: &NewAuditRow,
-        event: &NewEvent,
-    ) -> Result<Vec<Uuid>, ApiError> {
-        let targets = targets(&self.0, event);
-        audit::written(self.write(conn, Some(audit_row), event, &targets).await)?;
-        Ok(targets)
+    ) -> Result<(), ApiError> {
+        audit::written(rows::insert_records(conn, self.records(Some(audit_row))).await)
     }
 
-    async fn write(
-        &self,
-        conn: &mut PgConnection,
-        audit_row: Option<&NewAuditRow>,
-        event: &NewEvent,
-        targets: &[Uuid],
-    ) -> Result<(), sqlx::Error> {
-        let provider = event.provider.map(|p| p.to_string());
-        let environment = event.environment.map(|e| e.to_string());
-        let payload = event.payload();
-        // A type only named subscriptions get (a token read) is not logged for nobody.
-        let logged = !(targets.is_empty() && event.kind.explicit_only());
-        let row = logged.then(|| rows::NewEventRow {
-            id: event.id,
-            event_type: event.kind.as_str(),
-            provider: provider.as_deref(),
-            environment: environment.as_deref(),
-            payload: &payload,
-        });
-        rows::insert_records(conn, audit_row, row.as_ref(), targets).await
+    /// The event, its deliveries and `audit_row`, as one statement writes them.
+    pub fn records<'a>(&'a self, audit_row: Option<&'a NewAuditRow>) -> Records<'a> {
+        Records {
+            audit: audit_row,
+            event: self.logged.then(|| rows::NewEventRow {
+                id: self.id,
+                event_type: self.kind.as_str(),
+                provider: self.provider.as_deref(),
+                environment: self.environment.as_deref(),
+                payload: &self.payload,
+            }),
+            targets: &self.targets,
+        }
     }
 }
 

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, QueryBuilder};
+
+use super::outbox::Records;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -93,28 +95,37 @@ pub async fn insert(conn: &mut PgConnection, r: &ConfigRow) -> Result<ConfigRow,
 }
 
 /// Replaces a config's content with `r`'s, keeping its id; the version moves on so stale
-/// `If-Match` headers fail.
-pub async fn update(conn: &mut PgConnection, r: &ConfigRow) -> Result<ConfigRow, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE integration_configs
-            SET enabled = $2, settings = $3, secrets = $4, secrets_masked = $5, key_id = $6,
-                last_validated_at = $7, last_validation_status = $8, last_validation_detail = $9,
-                updated_by = $10, updated_at = now(), version = version + 1
-          WHERE id = $1
-          RETURNING *",
-    )
-    .bind(r.id)
-    .bind(r.enabled)
-    .bind(&r.settings)
-    .bind(&r.secrets)
-    .bind(&r.secrets_masked)
-    .bind(&r.key_id)
-    .bind(r.last_validated_at)
-    .bind(&r.last_validation_status)
-    .bind(&r.last_validation_detail)
-    .bind(&r.updated_by)
-    .fetch_one(conn)
-    .await
+/// `If-Match` headers fail. `records` (the change's audit row and event) are written by the
+/// same statement.
+pub async fn update<'a>(
+    conn: &mut PgConnection,
+    r: &'a ConfigRow,
+    records: Records<'a>,
+) -> Result<ConfigRow, sqlx::Error> {
+    let mut q = QueryBuilder::new("");
+    records.push_with(&mut q);
+    q.push("UPDATE integration_configs SET enabled = ")
+        .push_bind(r.enabled)
+        .push(", settings = ")
+        .push_bind(&r.settings)
+        .push(", secrets = ")
+        .push_bind(&r.secrets)
+        .push(", secrets_masked = ")
+        .push_bind(&r.secrets_masked)
+        .push(", key_id = ")
+        .push_bind(&r.key_id)
+        .push(", last_validated_at = ")
+        .push_bind(r.last_validated_at)
+        .push(", last_validation_status = ")
+        .push_bind(&r.last_validation_status)
+        .push(", last_validation_detail = ")
+        .push_bind(&r.last_validation_detail)
+        .push(", updated_by = ")
+        .push_bind(&r.updated_by)
+        .push(", updated_at = now(), version = version + 1 WHERE id = ")
+        .push_bind(r.id)
+        .push(" RETURNING *");
+    q.build_query_as().fetch_one(conn).await
 }
 
 /// Deletes the config; its OAuth tokens go with it (ON DELETE CASCADE).

@@ -58,50 +58,56 @@ pub async fn insert_event(conn: &mut PgConnection, e: &NewEventRow<'_>) -> Resul
     q.build().execute(conn).await.map(|_| ())
 }
 
-/// What a change leaves beside itself, written by one statement (data-modifying `WITH`
-/// clauses), so it costs one round trip while the change holds its row lock: the change's
-/// audit row, its event, and one pending delivery of the event per target. Nothing is written
-/// when all three are empty.
-pub async fn insert_records(
-    conn: &mut PgConnection,
-    audit: Option<&NewAuditRow>,
-    event: Option<&NewEventRow<'_>>,
-    targets: &[Uuid],
-) -> Result<(), sqlx::Error> {
-    enum Part<'a> {
-        Audit(&'a NewAuditRow),
-        Event(&'a NewEventRow<'a>),
-        Deliveries(Uuid, &'a [Uuid]),
-    }
-    let mut parts = Vec::with_capacity(3);
-    parts.extend(audit.map(Part::Audit));
-    if let Some(e) = event {
-        parts.push(Part::Event(e));
-        if !targets.is_empty() {
-            parts.push(Part::Deliveries(e.id, targets));
+/// What a change leaves beside itself: its audit row, its event, and one pending delivery of
+/// the event per target.
+#[derive(Debug, Default)]
+pub struct Records<'a> {
+    pub audit: Option<&'a NewAuditRow>,
+    pub event: Option<NewEventRow<'a>>,
+    pub targets: &'a [Uuid],
+}
+
+impl<'a> Records<'a> {
+    /// Pushes the records as data-modifying `WITH` clauses of the statement pushed next, so a
+    /// change and all it leaves reach PostgreSQL in one round trip (which counts while the
+    /// change holds its row lock). PostgreSQL runs each clause once, to completion, whether or
+    /// not the statement reads it.
+    pub fn push_with(&self, q: &mut QueryBuilder<'a, Postgres>) {
+        let mut clauses = 0;
+        let mut open = |q: &mut QueryBuilder<'a, Postgres>| {
+            q.push(if clauses == 0 { "WITH " } else { ", " })
+                .push(format_args!("r{clauses} AS ("));
+            clauses += 1;
+        };
+        if let Some(row) = self.audit {
+            open(q);
+            super::audit::push_insert(q, [row]);
+            q.push(") ");
+        }
+        if let Some(e) = &self.event {
+            open(q);
+            push_event(q, e);
+            q.push(") ");
+            if !self.targets.is_empty() {
+                open(q);
+                push_deliveries(q, e.id, self.targets);
+                q.push(") ");
+            }
         }
     }
-    let count = parts.len();
-    if count == 0 {
+}
+
+/// Writes `records` in one statement; nothing when there are none.
+pub async fn insert_records(
+    conn: &mut PgConnection,
+    records: Records<'_>,
+) -> Result<(), sqlx::Error> {
+    if records.audit.is_none() && records.event.is_none() {
         return Ok(());
     }
     let mut q = QueryBuilder::new("");
-    for (i, part) in parts.into_iter().enumerate() {
-        // Every part but the last is a `WITH` clause of the last.
-        let clause = i + 1 < count;
-        if clause {
-            q.push(if i == 0 { "WITH " } else { ", " })
-                .push(format_args!("r{i} AS ("));
-        }
-        match part {
-            Part::Audit(row) => super::audit::push_insert(&mut q, [row]),
-            Part::Event(e) => push_event(&mut q, e),
-            Part::Deliveries(id, targets) => push_deliveries(&mut q, id, targets),
-        }
-        if clause {
-            q.push(") ");
-        }
-    }
+    records.push_with(&mut q);
+    q.push("SELECT 1");
     q.build().execute(conn).await.map(|_| ())
 }
 

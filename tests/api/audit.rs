@@ -255,4 +255,13 @@ async fn when_the_audit_row_cannot_be_written_the_change_is_rolled_back_with_503
     let body = r.text().await.expect("body");
     assert!(!body.contains(STRIPE_TEST_KEY));
     assert!(body.contains("audit_unavailable"));
+
+    // A patch, whose audit row rides on its UPDATE, is refused whole.
+    let r = app
+        .patch_json(path, &json!({"settings": {"account_id": "acct_unaudited"}}))
+        .await;
+    assert_eq!(problem(r, 503).await["code"], "audit_unavailable");
+    let stored = app.get(path).await.json::<Value>().await.expect("config");
+    assert_eq!(stored["version"], 1, "{stored}");
+    assert!(stored["settings"].get("account_id").is_none(), "{stored}");
 }

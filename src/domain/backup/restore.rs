@@ -20,6 +20,7 @@ use crate::http::auth::Caller;
 use crate::infra::crypto::KeyRing;
 use crate::state::AppState;
 use crate::store::backup as rows;
+use crate::store::outbox::Records;
 use crate::store::{integrations, oauth_tokens, webhooks};
 
 /// `merge` keeps rows the file does not mention; `replace` deletes them.
@@ -210,7 +211,7 @@ async fn apply(
             if write {
                 let mut row = config_row(keys, &key_id, id, c);
                 row.updated_by = Some(actor.to_owned());
-                integrations::update(tx, &row).await?;
+                integrations::update(tx, &row, Records::default()).await?;
             }
         } else {
             report.created.integration_configs += 1;

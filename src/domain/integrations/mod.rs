@@ -13,13 +13,14 @@ use uuid::Uuid;
 use crate::domain::audit::{self, Resource};
 use crate::domain::events::EventType;
 use crate::domain::mask::mask;
-use crate::domain::outbox::{self, config_event};
+use crate::domain::outbox::{self, Prepared, config_event};
 use crate::domain::{Environment, Provider};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::infra::crypto::{Aad, KeyRing, SecretMap};
 use crate::providers;
 use crate::state::AppState;
+use crate::store::audit::NewAuditRow;
 use crate::store::integrations::{self as rows, ConfigRow};
 
 mod read;
@@ -171,15 +172,6 @@ pub async fn put(
         settings,
         secrets: Some(input.secrets),
     };
-    let row = write(
-        &mut tx,
-        keys,
-        caller,
-        (provider, environment),
-        existing.as_ref(),
-        &after,
-    )
-    .await?;
     let action = if existing.is_some() {
         "config_replaced"
     } else {
@@ -191,7 +183,8 @@ pub async fn put(
     } else {
         EventType::ConfigCreated
     };
-    let event = config_event(kind, provider, environment, &details, row.version);
+    let version = existing.as_ref().map_or(1, |r| r.version + 1);
+    let event = config_event(kind, provider, environment, &details, version);
     let audit_row = audit::row(
         caller,
         action,
@@ -199,9 +192,16 @@ pub async fn put(
         true,
         details,
     );
-    subscribers
-        .record_audited(&mut tx, &audit_row, &event)
-        .await?;
+    let row = write(
+        &mut tx,
+        keys,
+        caller,
+        (provider, environment),
+        existing.as_ref(),
+        &after,
+        (&subscribers.prepare(&event), &audit_row),
+    )
+    .await?;
     tx.commit().await?;
     state
         .caches
@@ -252,22 +252,13 @@ pub async fn patch(
     let after = before.patched(&patch)?;
     providers::validate(provider, environment, &after.settings, after.secrets())
         .map_err(ApiError::Validation)?;
-    let row = write(
-        &mut tx,
-        keys,
-        caller,
-        (provider, environment),
-        Some(&existing),
-        &after,
-    )
-    .await?;
     let details = changes(Some(&before), &after);
     let event = config_event(
         EventType::ConfigUpdated,
         provider,
         environment,
         &details,
-        row.version,
+        existing.version + 1,
     );
     let audit_row = audit::row(
         caller,
@@ -276,9 +267,16 @@ pub async fn patch(
         true,
         details,
     );
-    subscribers
-        .record_audited(&mut tx, &audit_row, &event)
-        .await?;
+    let row = write(
+        &mut tx,
+        keys,
+        caller,
+        (provider, environment),
+        Some(&existing),
+        &after,
+        (&subscribers.prepare(&event), &audit_row),
+    )
+    .await?;
     tx.commit().await?;
     state
         .caches
@@ -318,7 +316,8 @@ pub async fn delete(
         json!({ "version": existing.version, "oauth_tokens_removed": tokens }),
     );
     subscribers
-        .record_audited(&mut tx, &audit_row, &event)
+        .prepare(&event)
+        .write_audited(&mut tx, &audit_row)
         .await?;
     tx.commit().await?;
     state
@@ -328,7 +327,7 @@ pub async fn delete(
 }
 
 /// Seals, masks and writes `doc` as the config of `provider`/`environment`: a new row, or
-/// `existing` with its content replaced.
+/// `existing` with its content replaced; with it, the change's event and audit row.
 async fn write(
     tx: &mut sqlx::PgConnection,
     keys: &KeyRing,
@@ -336,6 +335,7 @@ async fn write(
     (provider, environment): (Provider, Environment),
     existing: Option<&ConfigRow>,
     doc: &Snapshot,
+    (event, audit_row): (&Prepared, &NewAuditRow),
 ) -> Result<ConfigRow, ApiError> {
     let id = existing.map_or_else(Uuid::new_v4, |r| r.id);
     let secrets = doc.secrets();
@@ -363,8 +363,14 @@ async fn write(
         last_validation_status: existing.and_then(|r| r.last_validation_status.clone()),
         last_validation_detail: existing.and_then(|r| r.last_validation_detail.clone()),
     };
-    Ok(match existing {
-        Some(_) => rows::update(tx, &row).await?,
-        None => rows::insert(tx, &row).await?,
-    })
+    match existing {
+        // One statement while the row is locked: a failure leaves the change without its
+        // audit row, so it is `audit_unavailable`.
+        Some(_) => audit::written(rows::update(tx, &row, event.records(Some(audit_row))).await),
+        None => {
+            let row = rows::insert(tx, &row).await?;
+            event.write_audited(tx, audit_row).await?;
+            Ok(row)
+        }
+    }
 }

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
 
 use super::audit::NewAuditRow;
-use uuid::Uuid;
 
 /// An enabled endpoint that may receive an event: what subscription matching needs.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -183,6 +183,7 @@ pub async fn put(
     } else {
         EventType::ConfigCreated
     };
+    // The row is locked: its UPDATE moves the version on by exactly one.
     let version = existing.as_ref().map_or(1, |r| r.version + 1);
     let event = config_event(kind, provider, environment, &details, version);
     let audit_row = audit::row(
@@ -258,6 +259,7 @@ pub async fn patch(
         provider,
         environment,
         &details,
+        // The row is locked: its UPDATE moves the version on by exactly one.
         existing.version + 1,
     );
     let audit_row = audit::row(

@@ -7,11 +7,11 @@
 //! the service's back keeps its first rendering here until the process restarts or the cache
 //! starts over; `hsq-config audit verify` reads the table itself and names the edit.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;

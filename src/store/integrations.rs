@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, QueryBuilder};
+use uuid::Uuid;
 
 use super::outbox::Records;
-use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConfigRow {

@@ -94,6 +94,10 @@ async fn a_config_change_is_delivered_once_and_signed() {
         body["data"]["changed_fields"],
         json!(["settings.account_id"])
     );
+    // The version the patch left (the PUT made 1), as the config itself reports it.
+    assert_eq!(body["data"]["version"], 2);
+    let stored: serde_json::Value = app.get(CONFIG).await.json().await.expect("config");
+    assert_eq!(body["data"]["version"], stored["version"]);
     assert!(!String::from_utf8_lossy(&d.body).contains(STRIPE_TEST_KEY));
 }
 
